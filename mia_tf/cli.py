@@ -1,0 +1,116 @@
+"""The `python -m mia_tf` command line (built with fire). Each public method is one verb."""
+
+import sys
+
+from mia_tf import data as data_lib
+from mia_tf import models as models_lib
+from mia_tf.errors import UsageError
+from mia_tf.report import format_table
+
+
+def _resolve_model(model, dataset):
+    """(keras model, dataset name, label) from --model / --dataset, checking they agree."""
+    if model is None and dataset is None:
+        raise UsageError("give --dataset (mnist or cifar10) or --model (a zoo name or a .keras file)")
+    keras_model, model_dataset, label = models_lib.load_model(model, dataset)
+    if dataset is not None:
+        dataset = data_lib.spec(dataset).name
+        if model_dataset is not None and model_dataset != dataset:
+            raise UsageError(f"model {label} is for {model_dataset}, not {dataset}: drop --dataset or pick another model")
+    dataset = dataset or model_dataset
+    if dataset is None:
+        raise UsageError(f"say which data set {label} takes: add --dataset mnist or --dataset cifar10")
+    expected = (None, *data_lib.spec(dataset).image_shape)
+    if tuple(keras_model.input_shape) != expected:
+        raise UsageError(f"model {label} takes inputs of shape {keras_model.input_shape}, "
+                         f"but {dataset} images are {expected}")
+    return keras_model, dataset, label
+
+
+class Cli:
+    """mia_tf: how much of a private input leaks from a split neural network.
+
+    Verbs: train, evaluate, layers. Run `python -m mia_tf VERB --help` for each verb's options.
+    Data: --data-dir (or $MIA_TF_DATA_DIR) names a directory with mnist.npz / cifar10.npz;
+    without it, tensorflow_datasets is used (it needs a network the first time).
+    """
+
+    def train(self, dataset, epochs=None, batch_size=None, out=None, checkpoint_dir=None,
+              strategy="default", data_dir=None, limit=None, seed=0):
+        """Train the zoo's target model for a data set, resuming from its checkpoint if one exists.
+
+        Args:
+          dataset: mnist (LeNet, 30 epochs) or cifar10 (the paper's CNN, 50 epochs).
+          epochs: number of epochs (default: the recipe's, see mia_tf/train.py).
+          batch_size: images per step on each device (default 32, as the authors).
+          out: where to write the trained weights (.weights.h5); default: the shipped zoo file
+            mia_tf/zoo/<model>.weights.h5, with a .json report beside it.
+          checkpoint_dir: where per-epoch checkpoints go; running again resumes from them
+            (default checkpoints/train_<dataset>).
+          strategy: default (one device), mirrored (all local GPUs, or all logical CPUs) or
+            multiworker (several machines, each configured by TF_CONFIG).
+          data_dir: directory with <dataset>.npz; default $MIA_TF_DATA_DIR, else tensorflow_datasets.
+          limit: train on only the first N training images (for quick checks).
+          seed: random seed for initialisation, shuffling and augmentation.
+        """
+        from mia_tf import train as train_lib
+
+        report = train_lib.train(dataset, out=out, epochs=epochs, batch_size=batch_size,
+                                 checkpoint_dir=checkpoint_dir, strategy=strategy,
+                                 data_dir=data_dir, limit=limit, seed=seed,
+                                 verbose=1 if sys.stdout.isatty() else 2)  # progress bar on a terminal only
+        print(format_table(["dataset", "model", "test accuracy", "test images", "epoch seconds (all runs)"],
+                           [[report["dataset"], report["model"], f"{100 * report['test_accuracy']:.2f} %",
+                             report["test_images"], report["seconds_all_epochs"]]]))
+
+    def evaluate(self, dataset=None, model=None, full=False, data_dir=None):
+        """Top-1 accuracy of a model on the test set.
+
+        Args:
+          dataset: mnist or cifar10 (picks the default zoo model if --model is not given).
+          model: a zoo name (lenet_mnist, cifar10_cnn, he2019_lenet) or a .keras file.
+          full: use the whole official test set (10,000 images, from --data-dir or
+            tensorflow_datasets) instead of the shipped sample (test images 0-999).
+          data_dir: directory with <dataset>.npz; default $MIA_TF_DATA_DIR.
+        """
+        from mia_tf.train import accuracy
+
+        keras_model, dataset, label = _resolve_model(model, dataset)
+        if full:
+            images, labels = data_lib.load(dataset, "test", data_dir)
+            which = f"full test set ({len(labels)} images)"
+        else:
+            images, labels = data_lib.load_sample(dataset)
+            which = f"shipped sample (test images 0-{len(labels) - 1})"
+        acc = accuracy(keras_model, images, labels, dataset)
+        print(format_table(["model", "dataset", "images", "accuracy"],
+                           [[label, dataset, which, f"{100 * acc:.2f} %"]]))
+
+    def layers(self, model=None, dataset=None):
+        """Every layer where the model can be split, with feature shape, size and head FLOPs.
+
+        Args:
+          model: a zoo name (lenet_mnist, cifar10_cnn, he2019_lenet) or a .keras file.
+          dataset: mnist or cifar10 (picks the default zoo model if --model is not given).
+        """
+        from mia_tf.split import split_points
+
+        if model is not None and model not in models_lib.ZOO:
+            keras_model, label = models_lib.load_model(model)[0], model
+        else:
+            keras_model, _, label = _resolve_model(model, dataset)
+        rows = [[p.layer, "x".join(map(str, p.feature_shape)), p.bytes_per_image, f"{p.head_flops:,}"]
+                for p in split_points(keras_model)]
+        print(f"split points of {label} (FLOPs: 2 x multiply-adds of the head's conv and dense layers)")
+        print(format_table(["layer", "feature shape", "bytes/image", "head FLOPs"], rows))
+
+
+def main(argv=None):
+    import fire
+
+    try:
+        fire.Fire(Cli(), command=argv, name="mia_tf")
+    except UsageError as e:
+        print(f"mia_tf: error: {e}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,216 @@
+"""Train the zoo's target models: a tf.data pipeline, tf.distribute, and resume after a kill.
+
+The recipe follows the authors' code (Adam lr 1e-3, epsilon 1e-3, amsgrad, softmax cross-entropy,
+the paper's augmentation for CIFAR-10) with one documented change: the learning rate follows a
+cosine decay over the run instead of being halved every 20 epochs, and MNIST gets small random
+shifts. Both changes exist to clear the authors' accuracies (99.14 % / 87.19 %) reliably.
+
+Resume: `keras.callbacks.BackupAndRestore` writes weights, optimizer state and the epoch to the
+checkpoint directory after every epoch; running the same command again continues from there.
+"""
+
+import dataclasses
+import math
+import os
+import platform
+import time
+
+import numpy as np
+
+from mia_tf import data as data_lib
+from mia_tf import models as models_lib
+from mia_tf.errors import UsageError
+from mia_tf.io import atomic_path, sha256_file, write_json
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    flip: bool  # random horizontal flip
+    rotation_degrees: float
+    translation: float  # fraction of height and width
+    zoom: float  # scale in 1 +- zoom
+
+
+RECIPES = {
+    "mnist": Recipe(epochs=30, batch_size=32, learning_rate=1e-3, flip=False,
+                    rotation_degrees=0.0, translation=0.08, zoom=0.0),
+    "cifar10": Recipe(epochs=50, batch_size=32, learning_rate=1e-3, flip=True,
+                      rotation_degrees=10.0, translation=0.1, zoom=0.1),
+}
+
+
+def make_strategy(name="default", devices=None):
+    """A tf.distribute strategy by name.
+
+    default: one device (TensorFlow's default strategy). mirrored: synchronous data parallelism
+    over `devices` (all local GPUs, or all logical CPUs when there is no GPU). multiworker: the
+    same across machines, configured by the TF_CONFIG environment variable on each worker.
+    """
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        if devices is None:
+            gpus = tf.config.list_logical_devices("GPU")
+            devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise UsageError(f"unknown strategy {name!r}: use one of {', '.join(STRATEGIES)}")
+
+
+def make_augmenter(recipe, seed=0):
+    """A Keras layer stack applying the recipe's random augmentation to [0, 1] image batches."""
+    import keras
+    from keras import layers
+
+    steps = []
+    if recipe.flip:
+        steps.append(layers.RandomFlip("horizontal", seed=seed))
+    if recipe.rotation_degrees:
+        steps.append(layers.RandomRotation(recipe.rotation_degrees / 360.0, seed=seed + 1))
+    if recipe.translation:
+        steps.append(layers.RandomTranslation(recipe.translation, recipe.translation, seed=seed + 2))
+    if recipe.zoom:
+        steps.append(layers.RandomZoom((-recipe.zoom, recipe.zoom), seed=seed + 3))
+    return keras.Sequential(steps, name="augment") if steps else None
+
+
+def make_dataset(images, labels, dataset, batch_size, augmenter=None, shuffle=False, seed=0):
+    """tf.data pipeline: uint8 images -> (augmented) normalised float batches with int labels."""
+    import tensorflow as tf
+
+    s = data_lib.spec(dataset)
+    mean, std = tf.constant(s.mean, tf.float32), tf.constant(s.std, tf.float32)
+    ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    if shuffle:
+        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+
+    def prepare(x, y):
+        x = tf.cast(x, tf.float32) / 255.0
+        if augmenter is not None:
+            x = augmenter(x, training=True)
+        return (x - mean) / std, y
+
+    return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def cosine_learning_rate(recipe, epochs):
+    def schedule(epoch, _lr=None):
+        return recipe.learning_rate * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+
+    return schedule
+
+
+class EpochTimer:
+    """Adds `epoch_seconds` to each epoch's logs, so history.csv records time across resumes."""
+
+    def __new__(cls):
+        import keras
+
+        class _Timer(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.started = time.time()
+
+            def on_epoch_end(self, epoch, logs=None):
+                if logs is not None:
+                    logs["epoch_seconds"] = round(time.time() - self.started, 1)
+
+        return _Timer()
+
+
+def total_epoch_seconds(history_csv):
+    """Sum of epoch_seconds over every epoch logged in history.csv (resumed runs append)."""
+    import csv
+
+    with open(history_csv) as f:
+        return round(sum(float(row.get("epoch_seconds") or 0) for row in csv.DictReader(f)), 1)
+
+
+def compile_for_training(model, learning_rate):
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, epsilon=1e-3, amsgrad=True),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+
+
+def accuracy(model, images, labels, dataset, batch_size=500):
+    """Top-1 accuracy of `model` on uint8 images."""
+    logits = model.predict(data_lib.normalize(images, dataset), batch_size=batch_size, verbose=0)
+    return float(np.mean(np.argmax(logits, axis=1) == labels))
+
+
+def train(dataset, out=None, epochs=None, batch_size=None, checkpoint_dir=None,
+          strategy="default", data_dir=None, limit=None, validation_freq=5, seed=0, verbose=1):
+    """Train the zoo model for `dataset`; returns the report dict also written beside the weights."""
+    import keras
+
+    spec = data_lib.spec(dataset)
+    recipe = RECIPES[spec.name]
+    epochs = epochs or recipe.epochs
+    batch_size = batch_size or recipe.batch_size
+    if epochs < 1 or batch_size < 1:
+        raise UsageError("epochs and batch size must be positive integers")
+    zoo_name = models_lib.DEFAULT_MODEL[spec.name]
+    out = out or models_lib.zoo_weights_path(zoo_name)
+    if not str(out).endswith(".weights.h5"):
+        raise UsageError(f"--out must end in .weights.h5 (got {out})")
+    checkpoint_dir = checkpoint_dir or os.path.join("checkpoints", f"train_{spec.name}")
+
+    x_train, y_train = data_lib.load(spec.name, "train", data_dir)
+    x_test, y_test = data_lib.load(spec.name, "test", data_dir)
+    if limit:
+        x_train, y_train = x_train[:limit], y_train[:limit]
+
+    keras.utils.set_random_seed(seed)
+    dist = make_strategy(strategy)
+    global_batch = batch_size * dist.num_replicas_in_sync
+    train_ds = make_dataset(x_train, y_train, spec.name, global_batch, make_augmenter(recipe, seed),
+                            shuffle=True, seed=seed)
+    test_ds = make_dataset(x_test, y_test, spec.name, 500)
+    with dist.scope():
+        model = models_lib.ZOO[zoo_name].build()
+        compile_for_training(model, recipe.learning_rate)
+
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    history_csv = os.path.join(checkpoint_dir, "history.csv")
+    callbacks = [
+        keras.callbacks.BackupAndRestore(os.path.join(checkpoint_dir, "backup")),
+        keras.callbacks.LearningRateScheduler(cosine_learning_rate(recipe, epochs)),
+        EpochTimer(),
+        keras.callbacks.CSVLogger(history_csv, append=True),
+    ]
+    started = time.time()
+    model.fit(train_ds, epochs=epochs, validation_data=test_ds, validation_freq=validation_freq,
+              callbacks=callbacks, verbose=verbose)
+    seconds = time.time() - started
+
+    with atomic_path(out) as tmp:
+        model.save_weights(tmp)
+    report = {
+        "dataset": spec.name,
+        "model": zoo_name,
+        "weights": os.path.basename(out),
+        "weights_sha256": sha256_file(out),
+        "test_accuracy": accuracy(model, x_test, y_test, spec.name),
+        "test_images": int(len(y_test)),
+        "train_images": int(len(y_train)),
+        "recipe": dataclasses.asdict(recipe) | {"epochs": epochs, "batch_size": batch_size},
+        "strategy": strategy,
+        "replicas": int(dist.num_replicas_in_sync),
+        "seconds_this_run": round(seconds, 1),
+        "seconds_all_epochs": total_epoch_seconds(history_csv),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.platform()}",
+    }
+    write_json(str(out).replace(".weights.h5", ".json"), report)
+    return report
