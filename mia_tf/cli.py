@@ -12,11 +12,12 @@ def _resolve_model(model, dataset):
     """(keras model, dataset name, label) from --model / --dataset, checking they agree."""
     if model is None and dataset is None:
         raise UsageError("give --dataset (mnist or cifar10) or --model (a zoo name or a .keras file)")
-    keras_model, model_dataset, label = models_lib.load_model(model, dataset)
     if dataset is not None:
         dataset = data_lib.spec(dataset).name
-        if model_dataset is not None and model_dataset != dataset:
-            raise UsageError(f"model {label} is for {model_dataset}, not {dataset}: drop --dataset or pick another model")
+        if model in models_lib.ZOO and models_lib.ZOO[model].dataset != dataset:
+            raise UsageError(f"model {model} is for {models_lib.ZOO[model].dataset}, not {dataset}: "
+                             f"drop --dataset or pick another model")
+    keras_model, model_dataset, label = models_lib.load_model(model, dataset)
     dataset = dataset or model_dataset
     if dataset is None:
         raise UsageError(f"say which data set {label} takes: add --dataset mnist or --dataset cifar10")

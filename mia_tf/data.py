@@ -164,10 +164,10 @@ def _tfds_unavailable(name, why):
     )
 
 
-def _network_reachable(host=TFDS_DOWNLOAD_HOST):
+def _network_reachable():
     """A DNS look-up of TFDS's download host, so an offline run fails at once, not in minutes."""
     try:
-        socket.getaddrinfo(host, 443)
+        socket.getaddrinfo(TFDS_DOWNLOAD_HOST, 443)
         return True
     except OSError:
         return False

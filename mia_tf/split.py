@@ -58,8 +58,10 @@ def _output_in(model, layer):
     Looked up in the model's own graph nodes, not `layer.output`: building a tail from an
     intermediate tensor makes Keras add nodes to the layers it clones from.
     """
-    # Keras 3 Functional keeps its graph in _nodes_by_depth (depth -> nodes).
-    nodes = [n for depth in model._nodes_by_depth.values() for n in depth if n.operation is layer]
+    # Keras 3 Functional keeps its graph in _nodes_by_depth (depth -> nodes); a built Sequential
+    # model keeps an equivalent Functional model in _functional.
+    graph = getattr(model, "_functional", None) or model
+    nodes = [n for depth in graph._nodes_by_depth.values() for n in depth if n.operation is layer]
     if len(nodes) != 1 or len(nodes[0].outputs) != 1:
         return None
     return nodes[0].outputs[0]

@@ -151,8 +151,13 @@ def accuracy(model, images, labels, dataset, batch_size=500):
 
 
 def train(dataset, out=None, epochs=None, batch_size=None, checkpoint_dir=None,
-          strategy="default", data_dir=None, limit=None, validation_freq=5, seed=0, verbose=1):
-    """Train the zoo model for `dataset`; returns the report dict also written beside the weights."""
+          strategy="default", data_dir=None, limit=None, validation_freq=5, seed=0, verbose=1,
+          callbacks=()):
+    """Train the zoo model for `dataset`; returns the report dict also written beside the weights.
+
+    `callbacks` (Keras callbacks, for example TensorBoard) run after the built-in ones, so they
+    see each epoch's checkpoint already written.
+    """
     import keras
 
     spec = data_lib.spec(dataset)
@@ -189,6 +194,7 @@ def train(dataset, out=None, epochs=None, batch_size=None, checkpoint_dir=None,
         keras.callbacks.LearningRateScheduler(cosine_learning_rate(recipe, epochs)),
         EpochTimer(),
         keras.callbacks.CSVLogger(history_csv, append=True),
+        *callbacks,
     ]
     started = time.time()
     model.fit(train_ds, epochs=epochs, validation_data=test_ds, validation_freq=validation_freq,

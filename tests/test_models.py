@@ -1,0 +1,73 @@
+import os
+
+import numpy as np
+import pytest
+
+from mia_tf import data, models
+from mia_tf.errors import UsageError
+from mia_tf.train import accuracy
+
+from conftest import REFERENCE_WEIGHTS
+
+PAPER_LAYERS = {
+    "lenet_mnist": ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "flatten",
+                    "fc1", "fc1act", "fc2", "fc2act", "fc3"],
+    "cifar10_cnn": ["conv11", "relu11", "conv12", "relu12", "pool1", "conv21", "relu21", "conv22",
+                    "relu22", "pool2", "conv31", "relu31", "conv32", "relu32", "pool3", "flatten",
+                    "fc1", "fc1act", "fc2"],
+}
+
+
+@pytest.mark.parametrize("name", ["lenet_mnist", "cifar10_cnn"])
+def test_layer_names_and_shapes_follow_the_paper(name):
+    model = models.ZOO[name].build()
+    assert [l.name for l in model.layers[1:]] == PAPER_LAYERS[name]
+    shapes = {l.name: tuple(l.output.shape[1:]) for l in model.layers[1:]}
+    if name == "lenet_mnist":
+        assert shapes["conv1"] == (24, 24, 8) and shapes["relu2"] == (8, 8, 16)
+        assert shapes["flatten"] == (256,)
+    else:
+        assert shapes["conv11"] == (32, 32, 64) and shapes["relu22"] == (16, 16, 128)
+        assert shapes["relu32"] == (8, 8, 128) and shapes["flatten"] == (2048,)
+
+
+def test_authors_lenet_reproduces_their_accuracy(data_dir):
+    model = models.load_he2019_lenet(str(REFERENCE_WEIGHTS))
+    x, y = data.load("mnist", "test", data_dir)
+    assert accuracy(model, x, y, "mnist") == pytest.approx(0.9901, abs=1e-4)
+
+
+@pytest.mark.parametrize("name,minimum", [("lenet_mnist", 0.991), ("cifar10_cnn", 0.872)])
+def test_shipped_models_reach_the_authors_accuracy(name, minimum, data_dir):
+    if not os.path.exists(models.zoo_weights_path(name)):
+        pytest.skip(f"{name} weights are not shipped yet (training in progress)")
+    model, dataset, _ = models.load_model(name)
+    x, y = data.load(dataset, "test", data_dir)
+    assert accuracy(model, x, y, dataset) >= minimum
+
+
+def test_bad_model_files(tmp_path):
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"not a zip archive")
+    with pytest.raises(UsageError, match="not a loadable Keras model"):
+        models.load_model(str(junk))
+    with pytest.raises(UsageError, match="not a .keras model file"):
+        models.load_model(str(REFERENCE_WEIGHTS))
+    with pytest.raises(UsageError, match="neither a zoo name"):
+        models.load_model("resnet9000")
+    with pytest.raises(UsageError, match="wrong shape"):
+        bad = tmp_path / "bad.npz"
+        arrays = dict(np.load(REFERENCE_WEIGHTS))
+        arrays["conv2.weight"] = arrays["conv2.weight"][:8]
+        np.savez(bad, **arrays)
+        models.load_he2019_lenet(str(bad))
+
+
+def test_keras_file_round_trip(tmp_path):
+    model = models.lenet_mnist()
+    path = tmp_path / "lenet.keras"
+    model.save(path)
+    loaded, dataset, label = models.load_model(str(path))
+    assert label == "lenet.keras" and dataset is None
+    x = np.random.default_rng(0).standard_normal((2, 28, 28, 1)).astype(np.float32)
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)

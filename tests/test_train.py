@@ -1,0 +1,77 @@
+import csv
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import ROOT
+
+# Each run is a separate process: a real SIGKILL for the resume test, and logical devices must be
+# configured before TensorFlow starts for the multi-device test.
+KILL_AFTER_SECOND_EPOCH = """
+import os, signal, keras
+from mia_tf import train
+class Kill(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+train.train("mnist", out={out!r}, epochs=3, limit=256, checkpoint_dir={ckpt!r},
+            data_dir={data!r}, verbose=0, callbacks=[Kill()])
+"""
+
+RESUME = """
+from mia_tf import train
+train.train("mnist", out={out!r}, epochs=3, limit=256, checkpoint_dir={ckpt!r}, data_dir={data!r}, verbose=0)
+"""
+
+TWO_CPU_DEVICES = """
+import json, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from mia_tf import train
+report = train.train("cifar10", out={out!r}, epochs=1, batch_size=16, limit=256,
+                     checkpoint_dir={ckpt!r}, data_dir={data!r}, strategy="mirrored", verbose=0)
+print("REPORT", json.dumps(report))
+"""
+
+
+def _run(code, **kwargs):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code.format(**kwargs))],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_training_resumes_after_a_kill(tmp_path, data_dir):
+    paths = dict(out=str(tmp_path / "lenet.weights.h5"), ckpt=str(tmp_path / "ckpt"), data=data_dir)
+    killed = _run(KILL_AFTER_SECOND_EPOCH, **paths)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert not os.path.exists(paths["out"])  # nothing final written by the killed run
+
+    resumed = _run(RESUME, **paths)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    with open(tmp_path / "ckpt" / "history.csv") as f:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
+    assert epochs == [0, 1, 2]  # the second run did only the epoch the first one never finished
+    report = json.loads((tmp_path / "lenet.json").read_text())
+    assert report["test_images"] == 10000 and report["train_images"] == 256
+    assert report["test_accuracy"] > 0.3  # 3 epochs on 256 images: far above chance (0.1)
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path, data_dir):
+    result = _run(TWO_CPU_DEVICES, out=str(tmp_path / "cnn.weights.h5"), ckpt=str(tmp_path / "ckpt"),
+                  data=data_dir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.split("REPORT", 1)[1])
+    assert report["replicas"] == 2 and report["strategy"] == "mirrored"
+    assert os.path.getsize(tmp_path / "cnn.weights.h5") > 1_000_000
+
+
+def test_unknown_strategy_is_a_usage_error():
+    from mia_tf.errors import UsageError
+    from mia_tf.train import make_strategy
+
+    with pytest.raises(UsageError, match="default, mirrored, multiworker"):
+        make_strategy("tpu")
