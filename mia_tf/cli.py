@@ -5,7 +5,10 @@ import sys
 from mia_tf import data as data_lib
 from mia_tf import models as models_lib
 from mia_tf.errors import UsageError
-from mia_tf.report import format_table
+import numpy as np
+
+from mia_tf import metrics as metrics_lib
+from mia_tf.report import format_table, metrics_table
 
 
 def _resolve_model(model, dataset):
@@ -31,10 +34,84 @@ def _resolve_model(model, dataset):
 class Cli:
     """mia_tf: how much of a private input leaks from a split neural network.
 
-    Verbs: train, evaluate, layers. Run `python -m mia_tf VERB --help` for each verb's options.
+    Verbs: whitebox, train, evaluate, layers. Run `python -m mia_tf VERB --help` for each verb's options.
     Data: --data-dir (or $MIA_TF_DATA_DIR) names a directory with mnist.npz / cifar10.npz;
     without it, tensorflow_datasets is used (it needs a network the first time).
     """
+
+    def whitebox(self, layer, dataset="mnist", model=None, images="paper10", preset="paper",
+                 steps=None, learning_rate=None, tv_weight=None, batch_size=100, out=None, logdir=None):
+        """White-box attack: rebuild the victims' images from the features sent at `layer`.
+
+        The attacker knows the head (the device half) and its weights. The `paper` preset runs the
+        authors' rMLE; `best` adds exact inversion of linear heads and a stronger optimiser
+        (see mia_tf/attacks/whitebox.py).
+
+        Args:
+          layer: split layer (see `python -m mia_tf layers`), e.g. relu2 (MNIST) or relu22 (CIFAR-10).
+          dataset: mnist or cifar10.
+          model: a zoo name (lenet_mnist, cifar10_cnn, he2019_lenet) or a .keras file; default:
+            the data set's zoo model.
+          images: victims: paper10 (the paper's 10: first test image of each class), a count N
+            (test images 0..N-1) or a range a-b; at most test images 0-999 (shipped sample).
+          preset: paper (the authors' code: Adam lr 1e-2, 5000 steps, their lambda_TV per split)
+            or best.
+          steps: override the preset's number of optimisation steps.
+          learning_rate: override the preset's Adam learning rate.
+          tv_weight: override the preset's total-variation weight lambda_TV.
+          batch_size: victims attacked together (the result does not depend on it; memory does).
+          out: output directory (default runs/whitebox_<dataset>_<layer>_<preset>): metrics.json,
+            grid.png, reconstructions.npz.
+          logdir: if given, TensorBoard scalars (loss, PSNR) and images are written there.
+        """
+        import dataclasses
+
+        from tqdm import tqdm
+
+        from mia_tf import experiment
+        from mia_tf.attacks import whitebox as whitebox_lib
+
+        settings = whitebox_lib.preset(preset, data_lib.spec(dataset).name, layer)
+        overrides = {k: v for k, v in dict(steps=steps, learning_rate=learning_rate, tv_weight=tv_weight).items()
+                     if v is not None}
+        settings = dataclasses.replace(settings, **overrides)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
+        target = experiment.prepare(dataset, model, layer, images)
+        features = target.features()
+        whitebox_lib.validate(target.head, features, settings)
+        out = out or experiment.default_out("whitebox", target, preset)
+        board = experiment.TensorBoardLog(logdir)
+        originals = target.images / 255.0
+        pixel_range = data_lib.pixel_range(target.dataset)
+        batches = range(0, len(features), batch_size)
+        reconstructions, methods, seconds = [], set(), 0.0
+        with tqdm(total=settings.steps * len(batches), desc=f"whitebox {layer}", unit="step",
+                  file=sys.stderr, disable=None) as bar:
+            for first in batches:
+                part = slice(first, first + batch_size)
+
+                def progress(step, loss, x, part=part, first=first):
+                    psnr = metrics_lib.psnr(originals[part], data_lib.denormalize(x, target.dataset)).mean()
+                    bar.update(step - bar.n + first // batch_size * settings.steps)
+                    bar.set_postfix(loss=f"{loss:.4g}", psnr=f"{psnr:.2f}")
+                    board.scalars(first // batch_size * settings.steps + step, loss=loss, psnr=psnr)
+
+                result = whitebox_lib.whitebox_attack(target.head, features[part], settings,
+                                                      pixel_range=pixel_range, progress=progress)
+                reconstructions.append(result.reconstruction)
+                methods.add(result.method)
+                seconds += result.seconds
+            bar.update(bar.total - bar.n)
+        reconstructions = np.concatenate(reconstructions)
+        record = experiment.write_results(out, target, reconstructions, {
+            "attack": "whitebox", "preset": preset, "method": "+".join(sorted(methods)),
+            "settings": dataclasses.asdict(settings), "seconds": round(seconds, 2),
+        })
+        board.images(originals, data_lib.denormalize(reconstructions, target.dataset))
+        print(f"white-box {record['method']} on {target.model_label} at {layer}, preset {preset}, "
+              f"{len(target.indices)} victims, {seconds:.1f} s; wrote {out}")
+        print(metrics_table(record["summary"]))
 
     def train(self, dataset, epochs=None, batch_size=None, out=None, checkpoint_dir=None,
               strategy="default", data_dir=None, limit=None, seed=0):

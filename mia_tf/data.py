@@ -85,6 +85,13 @@ def denormalize(x, name):
     return np.clip(np.asarray(x, np.float32) * np.float32(s.std) + np.float32(s.mean), 0.0, 1.0)
 
 
+def pixel_range(name):
+    """(low, high): the normalised values of pixel 0 and pixel 1, per channel."""
+    s = spec(name)
+    mean, std = np.float32(s.mean), np.float32(s.std)
+    return (0.0 - mean) / std, (1.0 - mean) / std
+
+
 def _as_nhwc(images, name):
     s = spec(name)
     images = np.asarray(images)

@@ -149,6 +149,18 @@ def load_model(model=None, dataset=None):
     return _load_model_file(model), dataset, os.path.basename(str(model))
 
 
+def weights_sha256(model):
+    """SHA-256 over a model's weights (names, shapes and values): the same for any file format."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        value = np.ascontiguousarray(weight.numpy())
+        digest.update(f"{weight.path}:{value.shape}:{value.dtype}".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
 def _load_model_file(path):
     import keras
 

@@ -8,3 +8,32 @@ def format_table(headers, rows):
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def metrics_table(summary):
+    """The table every attack verb prints: mean, 95 % CI and count, naming which SSIM is which."""
+    names = [("psnr", "PSNR (dB)", 2), ("ssim_paper", "SSIM, paper (data_range of reconstruction)", 4),
+             ("ssim_standard", "SSIM, standard (data_range 1)", 4)]
+    rows = []
+    for key, label, digits in names:
+        s = summary[key]
+        rows.append([label, f"{s['mean']:.{digits}f}", f"[{s['ci95_low']:.{digits}f}, {s['ci95_high']:.{digits}f}]",
+                     s["count"]])
+    return format_table(["metric", "mean", "95 % CI", "images"], rows)
+
+
+def save_grid(path, originals, reconstructions, max_images=10, scale=4):
+    """PNG: originals in the top row, reconstructions below, images in [0, 1] (N, H, W, C)."""
+    import numpy as np
+    from PIL import Image
+
+    from mia_tf.io import atomic_path
+
+    originals, reconstructions = originals[:max_images], reconstructions[:max_images]
+    rows = [np.concatenate(list(images), axis=1) for images in (originals, reconstructions)]
+    grid = np.concatenate(rows, axis=0)
+    grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+    pixels = np.round(np.clip(grid, 0, 1) * 255).astype(np.uint8)
+    image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
