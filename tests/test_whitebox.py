@@ -1,0 +1,94 @@
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from mia_tf import data, metrics, models
+from mia_tf.attacks import whitebox
+from mia_tf.errors import UsageError
+from mia_tf.split import split
+
+from conftest import REFERENCE_WEIGHTS
+
+
+@pytest.fixture(scope="module")
+def lenet():
+    return models.load_he2019_lenet(str(REFERENCE_WEIGHTS))
+
+
+@pytest.fixture(scope="module")
+def victims():
+    _, images, _ = data.victims("mnist", "paper10")
+    return images, data.normalize(images, "mnist")
+
+
+def _psnr(images, reconstruction):
+    return metrics.psnr(images / 255.0, data.denormalize(reconstruction, "mnist")).mean()
+
+
+def test_exact_inversion_of_a_linear_head_beats_60_db(lenet, victims):
+    images, x = victims
+    head, _ = split(lenet, "conv1")
+    assert whitebox.is_affine(head) and not whitebox.is_affine(split(lenet, "relu1")[0])
+    settings = whitebox.preset("best", "mnist", "conv1")
+    result = whitebox.whitebox_attack(head, head(x).numpy(), settings, pixel_range=data.pixel_range("mnist"))
+    assert result.method == "exact_linear"
+    assert _psnr(images, result.reconstruction) >= 60
+    assert result.loss[-1] < 1e-3 * result.loss[0]  # CG residual fell
+
+
+def test_exact_inversion_on_cifar_conv11_shape(victims):
+    model = models.cifar10_cnn()  # untrained weights: the inversion does not depend on training
+    _, images, _ = data.victims("cifar10", 4)
+    head, _ = split(model, "conv11")
+    x = data.normalize(images, "cifar10")
+    result = whitebox.whitebox_attack(head, head(x).numpy(), whitebox.preset("best", "cifar10", "conv11"),
+                                      pixel_range=data.pixel_range("cifar10"))
+    psnr = metrics.psnr(images / 255.0, data.denormalize(result.reconstruction, "cifar10"))
+    assert psnr.min() >= 60
+
+
+def test_short_rmle_improves_psnr_on_real_images(lenet, victims):
+    images, x = victims
+    head, _ = split(lenet, "relu2")
+    start = _psnr(images, np.zeros_like(x))
+    settings = dataclasses.replace(whitebox.preset("paper", "mnist", "relu2"), steps=300)
+    result = whitebox.whitebox_attack(head, head(x).numpy(), settings)
+    assert result.method == "rmle" and len(result.loss) == 300
+    assert result.loss[-1] < 0.2 * result.loss[0]
+    assert _psnr(images, result.reconstruction) > start + 3
+
+
+def test_paper_preset_settings_are_the_authors():
+    s = whitebox.preset("paper", "cifar10", "relu32")
+    assert (s.steps, s.learning_rate, s.epsilon, s.amsgrad, s.tv_weight) == (5000, 1e-2, 1e-3, True, 1000.0)
+    assert whitebox.preset("paper", "mnist", "relu2").tv_weight == 1.0
+    assert not (s.box or s.preactivation or s.exact_linear) and s.lr_schedule == "constant"
+
+
+def test_batch_result_equals_one_by_one(lenet, victims):
+    _, x = victims
+    head, _ = split(lenet, "relu2")
+    v = head(x[:3]).numpy()
+    settings = dataclasses.replace(whitebox.preset("paper", "mnist", "relu2"), steps=50)
+    together = whitebox.whitebox_attack(head, v, settings).reconstruction
+    alone = whitebox.whitebox_attack(head, v[1:2], settings).reconstruction
+    np.testing.assert_allclose(together[1:2], alone, atol=1e-4)
+
+
+def test_bad_input_is_refused_before_work(lenet, victims):
+    _, x = victims
+    head, _ = split(lenet, "relu2")
+    v = head(x[:2]).numpy()
+    paper = whitebox.preset("paper", "mnist", "relu2")
+    with pytest.raises(UsageError, match=r"shape \(24, 24, 8\) per image.*\(8, 8, 16\)"):
+        whitebox.whitebox_attack(head, np.zeros((2, 24, 24, 8)), paper)
+    bad = v.copy()
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(UsageError, match="NaN or infinite"):
+        whitebox.whitebox_attack(head, bad, paper)
+    with pytest.raises(UsageError, match="positive integer"):
+        whitebox.whitebox_attack(head, v, dataclasses.replace(paper, steps=0))
+    with pytest.raises(UsageError, match="paper, best"):
+        whitebox.preset("fastest")
