@@ -40,6 +40,7 @@ class WhiteboxSettings:
     preactivation: bool = False
     exact_linear: bool = False
     steps_per_call: int = 100  # steps run inside one compiled call; progress is reported between
+    xla: bool = True  # compile the optimisation loop with XLA (off: plain tf.function graph)
 
 
 # lambda_TV per split in the authors' code (PAPER.md); conv1 is not given there: 0 is natural.
@@ -113,7 +114,7 @@ def whitebox_attack(head, features, settings=WhiteboxSettings(), init=None, pixe
     x0 = np.zeros(shape, np.float32) if init is None else np.asarray(init, np.float32).reshape(shape)
     started = time.time()
     if settings.exact_linear and is_affine(head):
-        x, loss = _solve_linear(head, tf.constant(features), tf.constant(x0), settings.steps)
+        x, loss = _solve_linear(head, tf.constant(features), tf.constant(x0), settings.steps, settings.xla)
         method = "exact_linear"
     else:
         x, loss = _rmle(head, features, x0, settings, pixel_range, progress)
@@ -172,7 +173,7 @@ def _rmle(head, features, x0, settings, pixel_range, progress):
         if settings.box else (None, None)
     cosine = settings.lr_schedule == "cosine"
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=settings.xla)
     def run(x, m, v, v_max, v_target, first, count):
         def body(i, x, m, v, v_max, losses):
             step = tf.cast(first + i, tf.float32)  # 0-based
@@ -228,7 +229,7 @@ def is_affine(head):
     return True
 
 
-def _solve_linear(head, features, x0, iterations):
+def _solve_linear(head, features, x0, iterations, xla=True):
     """Least squares for an affine head by conjugate gradients on A^T A x = A^T (v - b)."""
     import tensorflow as tf
 
@@ -248,7 +249,7 @@ def _solve_linear(head, features, x0, iterations):
     def dot(a, b):
         return tf.reduce_sum(a * b, axis=axes, keepdims=True)
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=xla)
     def solve(x):
         r = apply_at(features - bias) - apply_at(apply_a(x))
         p, rs = r, dot(r, r)

@@ -1,0 +1,135 @@
+"""Inverse network (He et al. 2019, Algorithm 2): learn a decoder g with g(f1(x)) ~ x.
+
+The attacker trains g on pairs (f1(x), x) from its own data (see `mia_tf.data.attacker_set`) and
+reconstructs a victim as g(v). Two decoder families:
+
+- `paper_decoder`: the authors' tiny decoders per split (PAPER.md), for the zoo models only.
+- `best_decoder`: built from any feature shape: a 3x3 convolution to `width` channels, then one
+  upsampling stage (bilinear x2, two 3x3 convolutions with a residual connection) per halving of
+  the image size, then a 3x3 convolution to the image's channels, resized to the image size.
+  Flat features (fc splits) first go through a dense layer onto a 4x4 grid.
+
+`train_decoder` trains either with MSE in normalised pixel space (the authors' loss); the head is
+frozen inside the training graph, so the pairs are made on the fly from the attacker's images.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+
+from mia_tf.errors import UsageError
+
+
+@dataclasses.dataclass(frozen=True)
+class DecoderSettings:
+    family: str = "paper"  # "paper" or "best"
+    epochs: int = 50
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    halve_every: int = 10  # epochs between learning-rate halvings
+    width: int = 64  # best family: channels of the first stage (halved per upsampling, min 32)
+
+
+def paper_decoder(dataset, layer):
+    """The authors' decoder for a zoo split (PAPER.md, "Black-box inverse network")."""
+    import keras
+    from keras import layers
+
+    def conv_t(filters, kernel, strides=1, padding="same", **kw):
+        return layers.Conv2DTranspose(filters, kernel, strides=strides, padding=padding, **kw)
+
+    stacks = {
+        ("cifar10", "conv11"): [conv_t(3, 3)],
+        ("cifar10", "relu22"): [conv_t(64, 3, 2), layers.ReLU(), conv_t(3, 3)],
+        ("cifar10", "relu32"): [conv_t(128, 3, 2), layers.ReLU(), conv_t(64, 3, 2), layers.ReLU(), conv_t(3, 3)],
+        # PyTorch Conv2d(8, 1, 5, padding=4): 24x24 -> 28x28
+        ("mnist", "conv1"): [layers.ZeroPadding2D(4), layers.Conv2D(1, 5)],
+        # ConvTranspose2d(16, 8, 5) then ConvTranspose2d(8, 1, 5, stride 2, output_padding 1): 8 -> 12 -> 28
+        ("mnist", "relu2"): [conv_t(8, 5, padding="valid"), layers.ReLU(),
+                             conv_t(1, 5, 2, padding="valid", output_padding=1)],
+    }
+    if (dataset, layer) not in stacks:
+        known = ", ".join(f"{d} {l}" for d, l in stacks)
+        raise UsageError(f"the paper has no decoder for {dataset} {layer} (it has: {known}): use the best family")
+    return keras.Sequential(stacks[(dataset, layer)], name=f"paper_decoder_{dataset}_{layer}")
+
+
+def best_decoder(feature_shape, image_shape, width=64):
+    """A decoder for any feature shape: upsampling stages matched to the head's downsampling."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(feature_shape, name="features")
+    x = inputs
+    height = image_shape[0]
+    if len(feature_shape) == 1:  # fc split: onto a 4x4 grid
+        x = layers.Dense(4 * 4 * width * 2, activation="relu")(x)
+        x = layers.Reshape((4, 4, width * 2))(x)
+    elif len(feature_shape) != 3:
+        raise UsageError(f"best_decoder needs features of shape (H, W, C) or (D,), got {feature_shape}")
+    stages = max(0, math.ceil(math.log2(height / x.shape[1])))
+    channels = width * 2 ** min(stages, 1)
+    x = layers.Conv2D(channels, 3, padding="same", activation="relu")(x)
+    x = _residual_block(x, channels)
+    for _ in range(stages):
+        channels = max(32, channels // 2)
+        x = layers.UpSampling2D(2, interpolation="bilinear")(x)
+        x = layers.Conv2D(channels, 3, padding="same", activation="relu")(x)
+        x = _residual_block(x, channels)
+    x = layers.Conv2D(image_shape[-1], 3, padding="same")(x)
+    if tuple(x.shape[1:3]) != tuple(image_shape[:2]):
+        x = layers.Resizing(image_shape[0], image_shape[1], interpolation="bilinear")(x)
+    return keras.Model(inputs, x, name="best_decoder")
+
+
+def _residual_block(x, channels):
+    from keras import layers
+
+    y = layers.Conv2D(channels, 3, padding="same", activation="relu")(x)
+    y = layers.Conv2D(channels, 3, padding="same")(y)
+    return layers.ReLU()(layers.Add()([x, y]))
+
+
+def make_decoder(settings, dataset, layer, feature_shape, image_shape):
+    if settings.family == "paper":
+        decoder = paper_decoder(dataset, layer)
+        decoder.build((None, *feature_shape))
+    elif settings.family == "best":
+        decoder = best_decoder(feature_shape, image_shape, settings.width)
+    else:
+        raise UsageError(f"unknown decoder family {settings.family!r}: use paper or best")
+    if tuple(decoder.compute_output_shape((None, *feature_shape))[1:]) != tuple(image_shape):
+        raise UsageError(f"decoder output {decoder.compute_output_shape((None, *feature_shape))[1:]} "
+                         f"does not match the image shape {image_shape}")
+    return decoder
+
+
+def train_decoder(head, decoder, images, settings, validation=None, verbose=0, callbacks=()):
+    """Train `decoder` so that decoder(head(x)) ~ x on the attacker's normalised `images`.
+
+    The head is frozen inside the training graph: pairs are made on the fly. Returns the history.
+    """
+    import keras
+    import tensorflow as tf
+
+    head.trainable = False
+    x = keras.Input(head.input.shape[1:])
+    inverter = keras.Model(x, decoder(head(x, training=False)))
+    inverter.compile(optimizer=keras.optimizers.Adam(settings.learning_rate, epsilon=1e-3, amsgrad=True),
+                     loss="mse")
+
+    def halving(epoch, _lr=None):
+        return settings.learning_rate * 0.5 ** (epoch // settings.halve_every)
+
+    ds = tf.data.Dataset.from_tensor_slices((images, images)).shuffle(len(images), seed=0)
+    ds = ds.batch(settings.batch_size).prefetch(tf.data.AUTOTUNE)
+    history = inverter.fit(ds, epochs=settings.epochs, verbose=verbose,
+                           callbacks=[keras.callbacks.LearningRateScheduler(halving), *callbacks],
+                           validation_data=validation)
+    return history.history
+
+
+def invert(decoder, features, batch_size=256):
+    """x0 ~ g(v): the decoder's reconstructions (normalised space)."""
+    return np.asarray(decoder.predict(np.asarray(features, np.float32), batch_size=batch_size, verbose=0))
