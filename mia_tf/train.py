@@ -13,6 +13,7 @@ import dataclasses
 import math
 import os
 import platform
+import shutil
 import time
 
 import numpy as np
@@ -219,4 +220,6 @@ def train(dataset, out=None, epochs=None, batch_size=None, checkpoint_dir=None,
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.platform()}",
     }
     write_json(str(out).replace(".weights.h5", ".json"), report)
+    with atomic_path(str(out).replace(".weights.h5", ".history.csv")) as tmp:
+        shutil.copyfile(history_csv, tmp)  # per-epoch loss, accuracy and seconds, beside the weights
     return report

@@ -58,6 +58,8 @@ def test_training_resumes_after_a_kill(tmp_path, data_dir):
     report = json.loads((tmp_path / "lenet.json").read_text())
     assert report["test_images"] == 10000 and report["train_images"] == 256
     assert report["test_accuracy"] > 0.3  # 3 epochs on 256 images: far above chance (0.1)
+    with open(tmp_path / "lenet.history.csv") as f:
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [0, 1, 2]
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path, data_dir):

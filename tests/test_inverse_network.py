@@ -1,0 +1,41 @@
+import numpy as np
+import pytest
+
+from mia_tf import data, models
+from mia_tf.attacks import inverse_network as inv
+from mia_tf.errors import UsageError
+from mia_tf.split import split
+
+
+@pytest.mark.parametrize("dataset,layer", [("mnist", "conv1"), ("mnist", "relu2"), ("cifar10", "conv11"),
+                                           ("cifar10", "relu22"), ("cifar10", "relu32")])
+@pytest.mark.parametrize("family", ["paper", "best"])
+def test_decoders_map_features_back_to_image_shape(dataset, layer, family):
+    model = models.ZOO[models.DEFAULT_MODEL[dataset]].build()
+    head, _ = split(model, layer)
+    image_shape = data.spec(dataset).image_shape
+    decoder = inv.make_decoder(inv.DecoderSettings(family=family), dataset, layer,
+                               tuple(head.output.shape[1:]), image_shape)
+    out = decoder(np.zeros((2, *head.output.shape[1:]), np.float32))
+    assert tuple(out.shape) == (2, *image_shape)
+
+
+def test_best_decoder_handles_fc_features_and_the_paper_family_refuses_them():
+    decoder = inv.best_decoder((120,), (28, 28, 1))
+    assert tuple(decoder.output.shape[1:]) == (28, 28, 1)
+    with pytest.raises(UsageError, match="no decoder for mnist fc1"):
+        inv.paper_decoder("mnist", "fc1")
+
+
+def test_short_training_learns_to_invert_conv1(data_dir):
+    model = models.lenet_mnist()
+    head, _ = split(model, "conv1")
+    images, _ = data.attacker_set("mnist", "dist", data_dir, limit=2048)
+    settings = inv.DecoderSettings(family="paper", epochs=2)
+    decoder = inv.make_decoder(settings, "mnist", "conv1", (24, 24, 8), (28, 28, 1))
+    history = inv.train_decoder(head, decoder, images, settings)
+    assert history["loss"][-1] < 0.5 * history["loss"][0]
+    _, victims, _ = data.victims("mnist", "paper10")
+    x = data.normalize(victims, "mnist")
+    mse = np.mean((inv.invert(decoder, head(x).numpy()) - x) ** 2)
+    assert mse < np.mean(x ** 2) * 0.2  # far better than the mean image
