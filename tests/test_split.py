@@ -74,7 +74,7 @@ def test_sequential_model():
         split(keras.Sequential([keras.layers.Dense(2, name="d")]), "d")
 
 
-def test_subclassed_and_nested_models():
+def test_subclassed_model_has_no_split_points():
     class Subclassed(keras.Model):
         def __init__(self):
             super().__init__()
@@ -88,11 +88,27 @@ def test_subclassed_and_nested_models():
     with pytest.raises(UsageError, match="no layer graph to cut.*No split points"):
         split(model, "dense")
 
-    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, name="inner_dense")], name="block")
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, name="inner_dense"),
+                              keras.layers.ReLU(name="inner_relu"), keras.layers.Dense(3, name="inner_out")],
+                             name="block")
     inputs = keras.Input((4,))
     outer = keras.Model(inputs, keras.layers.Dense(2, name="out")(inner(inputs)))
-    with pytest.raises(UsageError, match="inside the nested model 'block'; split at 'block'"):
-        split(outer, "inner_dense")
-    head, tail = split(outer, "block")
-    x = np.ones((1, 4), np.float32)
-    np.testing.assert_allclose(tail(head(x)), outer(x), atol=1e-6)
+    assert [p.layer for p in split_points(outer)] == ["block/inner_dense", "block/inner_relu", "block"]
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    for name in ("inner_relu", "block/inner_dense", "block"):
+        head, tail = split(outer, name)
+        np.testing.assert_allclose(tail(head(x)), outer(x), atol=1e-6)
+    assert split_points(outer)[1].head_flops == 2 * 4 * 4
+
+
+def test_transfer_learning_model_with_a_nested_backbone():
+    backbone = keras.applications.MobileNetV2(input_shape=(64, 64, 3), weights=None, include_top=False, alpha=0.35)
+    model = keras.Sequential([keras.Input((64, 64, 3)), backbone,
+                              keras.layers.GlobalAveragePooling2D(name="gap"), keras.layers.Dense(5, name="logits")])
+    names = [p.layer for p in split_points(model)]
+    assert f"{backbone.name}/block_2_add" in names and f"{backbone.name}/block_2_project" not in names
+    head, tail = split(model, "block_2_add")
+    x = np.random.default_rng(1).standard_normal((2, 64, 64, 3)).astype(np.float32)
+    np.testing.assert_allclose(tail(head(x)), model(x), atol=1e-5)
+    with pytest.raises(UsageError, match="cannot be a split point"):
+        split(model, "block_2_project")
