@@ -1,13 +1,14 @@
 """The `python -m mia_tf` command line (built with fire). Each public method is one verb."""
 
+import dataclasses
 import sys
 
-from mia_tf import data as data_lib
-from mia_tf import models as models_lib
-from mia_tf.errors import UsageError
 import numpy as np
 
+from mia_tf import data as data_lib
 from mia_tf import metrics as metrics_lib
+from mia_tf import models as models_lib
+from mia_tf.errors import UsageError
 from mia_tf.report import format_table, metrics_table
 
 
@@ -39,8 +40,9 @@ class Cli:
     without it, tensorflow_datasets is used (it needs a network the first time).
     """
 
-    def whitebox(self, layer, dataset="mnist", model=None, images="paper10", preset="paper",
-                 steps=None, learning_rate=None, tv_weight=None, batch_size=100, out=None, logdir=None):
+    def whitebox(self, layer, dataset="mnist", model=None, images="paper10", preset="paper", prior=None,
+                 steps=None, learning_rate=None, tv_weight=None, batch_size=100, out=None, logdir=None,
+                 data_dir=None, attacker_data="dist", cache_dir=None):
         """White-box attack: rebuild the victims' images from the features sent at `layer`.
 
         The attacker knows the head (the device half) and its weights. The `paper` preset runs the
@@ -55,7 +57,11 @@ class Cli:
           images: victims: paper10 (the paper's 10: first test image of each class), a count N
             (test images 0..N-1) or a range a-b; at most test images 0-999 (shipped sample).
           preset: paper (the authors' code: Adam lr 1e-2, 5000 steps, their lambda_TV per split)
-            or best.
+            or best (exact inversion of linear heads; elsewhere rMLE refining a learned decoder's
+            guess, see --prior).
+          prior: decoder (start rMLE from an inverse network the attacker trains on its own data
+            through the known head; needs --data-dir; the default of `best`) or none (start from
+            zeros; the default of `paper`).
           steps: override the preset's number of optimisation steps.
           learning_rate: override the preset's Adam learning rate.
           tv_weight: override the preset's total-variation weight lambda_TV.
@@ -63,15 +69,19 @@ class Cli:
           out: output directory (default runs/whitebox_<dataset>_<layer>_<preset>): metrics.json,
             grid.png, reconstructions.npz.
           logdir: if given, TensorBoard scalars (loss, PSNR) and images are written there.
+          data_dir: directory with <dataset>.npz, for the decoder prior's training images;
+            default $MIA_TF_DATA_DIR, else tensorflow_datasets.
+          attacker_data: the images the decoder prior trains on: dist (test images 1000-9999,
+            disjoint from victims and training set), same (the target's training set) or noise.
+          cache_dir: where trained decoders are kept and reused (default $MIA_TF_CACHE, else
+            ~/.cache/mia_tf).
         """
-        import dataclasses
-
         from tqdm import tqdm
 
         from mia_tf import experiment
         from mia_tf.attacks import whitebox as whitebox_lib
 
-        settings = whitebox_lib.preset(preset, data_lib.spec(dataset).name, layer)
+        settings = whitebox_lib.preset(preset, data_lib.spec(dataset).name, layer, prior)
         overrides = {k: v for k, v in dict(steps=steps, learning_rate=learning_rate, tv_weight=tv_weight).items()
                      if v is not None}
         settings = dataclasses.replace(settings, **overrides)
@@ -84,6 +94,7 @@ class Cli:
         board = experiment.TensorBoardLog(logdir)
         originals = target.images / 255.0
         pixel_range = data_lib.pixel_range(target.dataset)
+        initial, prior_record = self._prior(target, features, settings, data_dir, attacker_data, cache_dir)
         batches = range(0, len(features), batch_size)
         reconstructions, methods, seconds = [], set(), 0.0
         with tqdm(total=settings.steps * len(batches), desc=f"whitebox {layer}", unit="step",
@@ -97,8 +108,9 @@ class Cli:
                     bar.set_postfix(loss=f"{loss:.4g}", psnr=f"{psnr:.2f}")
                     board.scalars(first // batch_size * settings.steps + step, loss=loss, psnr=psnr)
 
-                result = whitebox_lib.whitebox_attack(target.head, features[part], settings,
-                                                      pixel_range=pixel_range, progress=progress)
+                result = whitebox_lib.whitebox_attack(
+                    target.head, features[part], settings, pixel_range=pixel_range, progress=progress,
+                    init=None if initial is None else initial[part])
                 reconstructions.append(result.reconstruction)
                 methods.add(result.method)
                 seconds += result.seconds
@@ -106,12 +118,30 @@ class Cli:
         reconstructions = np.concatenate(reconstructions)
         record = experiment.write_results(out, target, reconstructions, {
             "attack": "whitebox", "preset": preset, "method": "+".join(sorted(methods)),
-            "settings": dataclasses.asdict(settings), "seconds": round(seconds, 2),
+            "settings": dataclasses.asdict(settings), "seconds": round(seconds, 2), "prior": prior_record,
         })
         board.images(originals, data_lib.denormalize(reconstructions, target.dataset))
         print(f"white-box {record['method']} on {target.model_label} at {layer}, preset {preset}, "
               f"{len(target.indices)} victims, {seconds:.1f} s; wrote {out}")
         print(metrics_table(record["summary"]))
+
+    @staticmethod
+    def _prior(target, features, settings, data_dir, attacker_data, cache_dir):
+        """(starting images or None, record for metrics.json) for the white-box prior."""
+        from mia_tf.attacks import inverse_network, learned_prior
+        from mia_tf.attacks.whitebox import is_affine
+
+        if settings.prior != "decoder" or (settings.exact_linear and is_affine(target.head)):
+            return None, None
+        decoder, path, cached = learned_prior.prior_decoder(
+            target.head, target.dataset, target.layer, models_lib.weights_sha256(target.model), data_dir,
+            attacker_data, cache=cache_dir, verbose=1 if sys.stderr.isatty() else 0)
+        print(f"decoder prior {'loaded from' if cached else 'trained on ' + attacker_data + ', saved to'} {path}",
+              file=sys.stderr)
+        return inverse_network.invert(decoder, features), {
+            "kind": "decoder", "attacker_data": attacker_data, "cache": path, "from_cache": cached,
+            "decoder": dataclasses.asdict(learned_prior.DEFAULT_PRIOR_DECODER),
+        }
 
     def train(self, dataset, epochs=None, batch_size=None, out=None, checkpoint_dir=None,
               strategy="default", data_dir=None, limit=None, seed=0):

@@ -198,7 +198,7 @@ def train(dataset, out=None, epochs=None, batch_size=None, checkpoint_dir=None,
         *callbacks,
     ]
     started = time.time()
-    model.fit(train_ds, epochs=epochs, validation_data=test_ds, validation_freq=validation_freq,
+    model.fit(train_ds, epochs=epochs, validation_data=test_ds, validation_freq=validation_freq, shuffle=False,
               callbacks=callbacks, verbose=verbose)
     seconds = time.time() - started
 

@@ -124,7 +124,7 @@ def train_decoder(head, decoder, images, settings, validation=None, verbose=0, c
 
     ds = tf.data.Dataset.from_tensor_slices((images, images)).shuffle(len(images), seed=0)
     ds = ds.batch(settings.batch_size).prefetch(tf.data.AUTOTUNE)
-    history = inverter.fit(ds, epochs=settings.epochs, verbose=verbose,
+    history = inverter.fit(ds, epochs=settings.epochs, verbose=verbose, shuffle=False,  # tf.data shuffles
                            callbacks=[keras.callbacks.LearningRateScheduler(halving), *callbacks],
                            validation_data=validation)
     return history.history

@@ -1,0 +1,37 @@
+import dataclasses
+
+import numpy as np
+
+from mia_tf import data, metrics, models
+from mia_tf.attacks import inverse_network, learned_prior, whitebox
+from mia_tf.split import split
+
+from conftest import REFERENCE_WEIGHTS
+
+
+def test_decoder_prior_is_cached_and_beats_a_zero_start(tmp_path, data_dir):
+    model = models.load_he2019_lenet(str(REFERENCE_WEIGHTS))
+    head, _ = split(model, "relu2")
+    sha = models.weights_sha256(model)
+    settings = inverse_network.DecoderSettings(family="best", epochs=1, width=16)
+    kwargs = dict(data_dir=data_dir, settings=settings, limit=2048, cache=str(tmp_path))
+    decoder, path, cached = learned_prior.prior_decoder(head, "mnist", "relu2", sha, **kwargs)
+    assert not cached and path.startswith(str(tmp_path))
+    again, same_path, cached = learned_prior.prior_decoder(head, "mnist", "relu2", sha, **kwargs)
+    assert cached and same_path == path
+    other_model_path = learned_prior.cache_key("0" * 64, "relu2", "dist", settings, 2048)
+    assert other_model_path not in path  # another model's decoder is never reused
+
+    _, images, _ = data.victims("mnist", "paper10")
+    features = head(data.normalize(images, "mnist")).numpy()
+    guess = inverse_network.invert(decoder, features)
+    np.testing.assert_allclose(inverse_network.invert(again, features), guess, atol=1e-6)
+
+    def psnr(x):
+        return metrics.psnr(images / 255.0, data.denormalize(x, "mnist")).mean()
+
+    refine = dataclasses.replace(whitebox.preset("best", "mnist", "relu2"), steps=100)
+    from_zero = whitebox.whitebox_attack(head, features, refine, pixel_range=data.pixel_range("mnist"))
+    from_guess = whitebox.whitebox_attack(head, features, refine, init=guess, pixel_range=data.pixel_range("mnist"))
+    assert psnr(from_guess.reconstruction) > psnr(from_zero.reconstruction) + 2
+    assert psnr(from_guess.reconstruction) > psnr(guess)  # rMLE refines the decoder's guess
