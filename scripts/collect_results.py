@@ -1,0 +1,54 @@
+"""Collect every metrics.json under a results directory into one Markdown table.
+
+    python scripts/collect_results.py results/whitebox --out results/whitebox.md
+"""
+
+import argparse
+import glob
+import json
+import os
+
+from mia_tf.io import atomic_path
+from mia_tf.report import format_table
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("root")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    rows, machines = [], set()
+    for path in sorted(glob.glob(os.path.join(args.root, "*", "metrics.json"))):
+        with open(path) as f:
+            record = json.load(f)
+        summary = record["summary"]
+        machines.add(record["machine"])
+
+        def cell(key, digits):
+            s = summary[key]
+            return f"{s['mean']:.{digits}f} [{s['ci95_low']:.{digits}f}, {s['ci95_high']:.{digits}f}]"
+
+        rows.append([os.path.basename(os.path.dirname(path)), record["model"], record["layer"], record["preset"],
+                     record["method"], record["victims"], cell("psnr", 2), cell("ssim_paper", 4),
+                     cell("ssim_standard", 4), f"{record['seconds']:.0f}"])
+    text = "\n".join([
+        f"# Results: {os.path.basename(args.root.rstrip('/'))}",
+        "",
+        f"Made by `python scripts/collect_results.py {args.root} --out {args.out}` from the metrics.json of",
+        "each run (each run's directory name says its model, split, preset and victims). Means with 95 %",
+        "confidence intervals. SSIM paper: data_range of the reconstruction (the authors'); standard: 1.",
+        "Seconds: attack time (decoder training for a prior excluded; it is cached).",
+        f"Machine: {'; '.join(sorted(machines))}.",
+        "",
+        format_table(["run", "model", "layer", "preset", "method", "images", "PSNR dB", "SSIM paper",
+                      "SSIM standard", "seconds"], rows),
+        "",
+    ])
+    with atomic_path(args.out) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
