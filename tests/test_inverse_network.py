@@ -28,10 +28,13 @@ def test_best_decoder_handles_fc_features_and_the_paper_family_refuses_them():
 
 
 def test_short_training_learns_to_invert_conv1(data_dir):
+    import keras
+
+    keras.utils.set_random_seed(0)  # the decoder's initial weights decide how fast the loss falls
     model = models.lenet_mnist()
     head, _ = split(model, "conv1")
     images, _ = data.attacker_set("mnist", "dist", data_dir, limit=2048)
-    settings = inv.DecoderSettings(family="paper", epochs=2)
+    settings = inv.DecoderSettings(family="paper", epochs=4)
     decoder = inv.make_decoder(settings, "mnist", "conv1", (24, 24, 8), (28, 28, 1))
     history = inv.train_decoder(head, decoder, images, settings)
     assert history["loss"][-1] < 0.5 * history["loss"][0]
