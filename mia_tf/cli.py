@@ -12,37 +12,17 @@ from mia_tf.errors import UsageError
 from mia_tf.report import format_table, metrics_table
 
 
-def _resolve_model(model, dataset):
-    """(keras model, dataset name, label) from --model / --dataset, checking they agree."""
-    if model is None and dataset is None:
-        raise UsageError("give --dataset (mnist or cifar10) or --model (a zoo name or a .keras file)")
-    if dataset is not None:
-        dataset = data_lib.spec(dataset).name
-        if model in models_lib.ZOO and models_lib.ZOO[model].dataset != dataset:
-            raise UsageError(f"model {model} is for {models_lib.ZOO[model].dataset}, not {dataset}: "
-                             f"drop --dataset or pick another model")
-    keras_model, model_dataset, label = models_lib.load_model(model, dataset)
-    dataset = dataset or model_dataset
-    if dataset is None:
-        raise UsageError(f"say which data set {label} takes: add --dataset mnist or --dataset cifar10")
-    expected = (None, *data_lib.spec(dataset).image_shape)
-    if tuple(keras_model.input_shape) != expected:
-        raise UsageError(f"model {label} takes inputs of shape {keras_model.input_shape}, "
-                         f"but {dataset} images are {expected}")
-    return keras_model, dataset, label
-
-
 class Cli:
     """mia_tf: how much of a private input leaks from a split neural network.
 
-    Verbs: whitebox, train, evaluate, layers. Run `python -m mia_tf VERB --help` for each verb's options.
+    Verbs: whitebox, export, serve, train, evaluate, layers. Run `python -m mia_tf VERB --help` for each verb's options.
     Data: --data-dir (or $MIA_TF_DATA_DIR) names a directory with mnist.npz / cifar10.npz;
     without it, tensorflow_datasets is used (it needs a network the first time).
     """
 
-    def whitebox(self, layer, dataset="mnist", model=None, images="paper10", preset="paper", prior=None,
+    def whitebox(self, layer, dataset="mnist", model=None, images=None, preset="paper", prior=None,
                  steps=None, learning_rate=None, tv_weight=None, batch_size=100, out=None, logdir=None,
-                 data_dir=None, attacker_data="dist", cache_dir=None):
+                 data_dir=None, attacker_data="dist", cache_dir=None, features=None):
         """White-box attack: rebuild the victims' images from the features sent at `layer`.
 
         The attacker knows the head (the device half) and its weights. The `paper` preset runs the
@@ -54,8 +34,9 @@ class Cli:
           dataset: mnist or cifar10.
           model: a zoo name (lenet_mnist, cifar10_cnn, he2019_lenet) or a .keras file; default:
             the data set's zoo model.
-          images: victims: paper10 (the paper's 10: first test image of each class), a count N
-            (test images 0..N-1) or a range a-b; at most test images 0-999 (shipped sample).
+          images: victims: paper10 (the paper's 10: first test image of each class; the default),
+            a count N (test images 0..N-1) or a range a-b; at most test images 0-999 (shipped
+            sample). With --features: the originals of the logged features, to score against.
           preset: paper (the authors' code: Adam lr 1e-2, 5000 steps, their lambda_TV per split)
             or best (exact inversion of linear heads; elsewhere rMLE refining a learned decoder's
             guess, see --prior).
@@ -75,6 +56,9 @@ class Cli:
             disjoint from victims and training set), same (the target's training set) or noise.
           cache_dir: where trained decoders are kept and reused (default $MIA_TF_CACHE, else
             ~/.cache/mia_tf).
+          features: attack the features a server intercepted instead of computing them: the
+            intercept log of `python -m mia_tf serve` (all its records, in arrival order).
+            Without --images the reconstructions are written but not scored.
         """
         from tqdm import tqdm
 
@@ -87,12 +71,13 @@ class Cli:
         settings = dataclasses.replace(settings, **overrides)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
-        target = experiment.prepare(dataset, model, layer, images)
+        features_log = features
+        target = experiment.prepare(dataset, model, layer, images, features_log)
         features = target.features()
         whitebox_lib.validate(target.head, features, settings)
         out = out or experiment.default_out("whitebox", target, preset)
         board = experiment.TensorBoardLog(logdir)
-        originals = target.images / 255.0
+        originals = None if target.images is None else target.images / 255.0
         pixel_range = data_lib.pixel_range(target.dataset)
         initial, prior_record = self._prior(target, features, settings, data_dir, attacker_data, cache_dir)
         batches = range(0, len(features), batch_size)
@@ -103,10 +88,12 @@ class Cli:
                 part = slice(first, first + batch_size)
 
                 def progress(step, loss, x, part=part, first=first):
-                    psnr = metrics_lib.psnr(originals[part], data_lib.denormalize(x, target.dataset)).mean()
+                    scalars = {"loss": loss}
+                    if originals is not None:
+                        scalars["psnr"] = metrics_lib.psnr(originals[part], data_lib.denormalize(x, target.dataset)).mean()
                     bar.update(step - bar.n + first // batch_size * settings.steps)
-                    bar.set_postfix(loss=f"{loss:.4g}", psnr=f"{psnr:.2f}")
-                    board.scalars(first // batch_size * settings.steps + step, loss=loss, psnr=psnr)
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in scalars.items()})
+                    board.scalars(first // batch_size * settings.steps + step, **scalars)
 
                 result = whitebox_lib.whitebox_attack(
                     target.head, features[part], settings, pixel_range=pixel_range, progress=progress,
@@ -122,8 +109,10 @@ class Cli:
         })
         board.images(originals, data_lib.denormalize(reconstructions, target.dataset))
         print(f"white-box {record['method']} on {target.model_label} at {layer}, preset {preset}, "
-              f"{len(target.indices)} victims, {seconds:.1f} s; wrote {out}")
-        print(metrics_table(record["summary"]))
+              f"{len(features)} victims{' from ' + features_log if features_log else ''}, "
+              f"{seconds:.1f} s; wrote {out}")
+        print(metrics_table(record["summary"]) if "summary" in record else
+              "no originals given (--images): reconstructions written, not scored")
 
     @staticmethod
     def _prior(target, features, settings, data_dir, attacker_data, cache_dir):
@@ -142,6 +131,98 @@ class Cli:
             "kind": "decoder", "attacker_data": attacker_data, "cache": path, "from_cache": cached,
             "decoder": dataclasses.asdict(learned_prior.DEFAULT_PRIOR_DECODER),
         }
+
+    def export(self, layer, dataset=None, model=None, variant="all", out="exports", tail=True, data_dir=None,
+               calibration_images=200, max_accuracy_drop=1.0):
+        """Export the head at `layer` to .tflite (checked against Keras) with a manifest, and the tail.
+
+        Writes <out>/<model>_<layer>_<variant>.tflite and .json (the manifest the device runner
+        reads) for each variant, and the tail as a SavedModel in <out>/<model>_<layer>/1/ that
+        TensorFlow Serving serves as it is. Each head is first run by LiteRT on real test images
+        and refused if it strays from Keras (feature error, or tail accuracy drop for int8).
+
+        Args:
+          layer: split layer (see `python -m mia_tf layers`), e.g. relu2 or relu22.
+          dataset: mnist or cifar10 (picks the default zoo model if --model is not given).
+          model: a zoo name (lenet_mnist, cifar10_cnn, he2019_lenet) or a .keras file.
+          variant: float32, float16 (float16 weights), int8 (full integer: weights, activations,
+            input and output) or all.
+          out: output directory.
+          tail: also write the tail SavedModel (--notail to skip).
+          data_dir: directory with <dataset>.npz: int8 calibrates on its training images, and the
+            accuracy check uses its full test set; without it (and without tensorflow_datasets),
+            the check uses the shipped test sample and int8 cannot be exported.
+          calibration_images: training images that calibrate the int8 ranges.
+          max_accuracy_drop: percentage points of tail accuracy an export may lose; more is refused.
+        """
+        from mia_tf import export as export_lib
+        from mia_tf.serve import default_server_name
+        from mia_tf.split import split
+
+        variants = export_lib.VARIANTS if variant == "all" else (variant,)
+        if any(v not in export_lib.VARIANTS for v in variants):
+            raise UsageError(f"unknown variant {variant!r}: use one of {', '.join(export_lib.VARIANTS)} or all")
+        settings = export_lib.ExportSettings(calibration_images=int(calibration_images),
+                                             max_accuracy_drop=float(max_accuracy_drop))
+        keras_model, dataset, label = models_lib.resolve_model(model, dataset)
+        split(keras_model, layer)  # an unknown layer fails here, before any data is read
+        sample_images, sample_labels = data_lib.load_sample(dataset)
+        if data_lib.resolve_data_dir(data_dir) is not None:
+            test_images, test_labels = data_lib.load(dataset, "test", data_dir)
+        else:
+            test_images, test_labels = sample_images, sample_labels
+        calibration = data_lib.load(dataset, "train", data_dir)[0][:settings.calibration_images] \
+            if "int8" in variants else None
+        rows = []
+        for v in variants:
+            path, manifest = export_lib.export_head(
+                keras_model, layer, v, out, dataset, label, calibration, sample_images[:settings.check_images],
+                test_images, test_labels, settings)
+            check = manifest["check"]
+            rows.append([v, path, f"{manifest['tflite_bytes']:,}", f"{check['max_abs_feature_error']:.3g}",
+                         f"{100 * check['tail_accuracy_keras_head']:.2f} %",
+                         f"{100 * check['tail_accuracy_tflite_head']:.2f} %"])
+        print(format_table(["variant", "file", "bytes", "max feature error", "accuracy (Keras head)",
+                            f"accuracy (.tflite head, {len(test_labels)} test images)"], rows))
+        if tail:
+            tail_dir = export_lib.export_tail(split(keras_model, layer)[1], out, default_server_name(label, layer))
+            print(f"tail SavedModel for TensorFlow Serving: {tail_dir}")
+
+    def serve(self, layer, dataset=None, model=None, host="127.0.0.1", port=8501, name=None,
+              intercept_log=None, max_body_bytes=64 << 20, verbose=False):
+        """Serve the tail of a split model over TensorFlow Serving's REST API, logging what arrives.
+
+        Endpoints: GET /v1/models/NAME (status), GET /v1/models/NAME/metadata, POST
+        /v1/models/NAME:predict with {"instances": ...} or the binary body of edge/wire.py. Every
+        valid feature tensor is appended to the intercept log, which the attack verbs read with
+        --features. Stop with Ctrl-C (or SIGTERM).
+
+        Args:
+          layer: split layer; the tail is everything after it.
+          dataset: mnist or cifar10 (picks the default zoo model if --model is not given).
+          model: a zoo name or a .keras file.
+          host: address to bind; 127.0.0.1 (this machine only) unless you mean to expose it.
+          port: TCP port (TensorFlow Serving's REST port 8501 by default; 0 picks a free one).
+          name: model name in the URL (default <model>_<layer>, as in the export manifest).
+          intercept_log: file the received features are appended to
+            (default runs/intercept_<name>.log).
+          max_body_bytes: larger requests are refused with 413.
+          verbose: log one line per request to stderr.
+        """
+        from mia_tf import serve as serve_lib
+        from mia_tf.intercept_log import InterceptLog
+        from mia_tf.split import split
+
+        keras_model, dataset, label = models_lib.resolve_model(model, dataset)
+        name = name or serve_lib.default_server_name(label, layer)
+        service = serve_lib.TailService(split(keras_model, layer)[1], name, layer)
+        log = InterceptLog(intercept_log or f"runs/intercept_{name}.log")
+        server = serve_lib.TailServer(service, host, int(port), log, int(max_body_bytes), bool(verbose))
+        if log.truncated_bytes:
+            print(f"cut a torn record of {log.truncated_bytes} bytes off the end of {log.path}", file=sys.stderr)
+        print(f"serving {name} (tail of {label} after {layer}, features {service.feature_shape}) at "
+              f"{server.url}/v1/models/{name}; intercept log {log.path}", flush=True)
+        serve_lib.run_forever(server)
 
     def train(self, dataset, epochs=None, batch_size=None, out=None, checkpoint_dir=None,
               strategy="default", data_dir=None, limit=None, seed=0):
@@ -183,7 +264,7 @@ class Cli:
         """
         from mia_tf.train import accuracy
 
-        keras_model, dataset, label = _resolve_model(model, dataset)
+        keras_model, dataset, label = models_lib.resolve_model(model, dataset)
         if full:
             images, labels = data_lib.load(dataset, "test", data_dir)
             which = f"full test set ({len(labels)} images)"
@@ -206,7 +287,7 @@ class Cli:
         if model is not None and model not in models_lib.ZOO:
             keras_model, label = models_lib.load_model(model)[0], model
         else:
-            keras_model, _, label = _resolve_model(model, dataset)
+            keras_model, _, label = models_lib.resolve_model(model, dataset)
         rows = [[p.layer, "x".join(map(str, p.feature_shape)), p.bytes_per_image, f"{p.head_flops:,}"]
                 for p in split_points(keras_model)]
         print(f"split points of {label} (FLOPs: 2 x multiply-adds of the head's conv and dense layers)")

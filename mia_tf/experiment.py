@@ -22,7 +22,11 @@ from mia_tf.report import save_grid
 
 @dataclasses.dataclass
 class Target:
-    """A split model and the victims whose features the attacker observes."""
+    """A split model and the victims whose features the attacker observes.
+
+    Victims come from the shipped sample (`indices`, `images`), or the features come from a
+    server's intercept log; then `images` are the originals only if the user named them.
+    """
 
     model: object
     head: object
@@ -30,31 +34,39 @@ class Target:
     dataset: str
     model_label: str
     layer: str
-    indices: np.ndarray  # test indices of the victims
-    images: np.ndarray  # victims, uint8
-    inputs: np.ndarray  # victims, normalised
+    indices: np.ndarray  # test indices of the victims; None when the originals are unknown
+    images: np.ndarray  # victims, uint8; None when the originals are unknown
+    observed: np.ndarray = None  # features read from an intercept log, instead of computed
 
     def features(self, batch_size=100):
-        return self.head.predict(self.inputs, batch_size=batch_size, verbose=0)
+        if self.observed is not None:
+            return self.observed
+        inputs = data_lib.normalize(self.images, self.dataset)
+        return self.head.predict(inputs, batch_size=batch_size, verbose=0)
 
 
-def prepare(dataset, model, layer, images):
-    """Load the model, split it at `layer`, and pick the victims (from the shipped sample)."""
+def prepare(dataset, model, layer, images, features_log=None):
+    """Load the model, split it at `layer`, and pick the victims (from the shipped sample).
+
+    Args:
+      images: victims (see `data.parse_victims`); with `features_log`, the originals of the
+        logged features in arrival order (to score against), or None when they are unknown.
+      features_log: an intercept log of `python -m mia_tf serve` to take the features from.
+    """
+    from mia_tf.intercept_log import read_features
     from mia_tf.split import split
 
-    dataset = data_lib.spec(dataset).name
-    if model in models_lib.ZOO and models_lib.ZOO[model].dataset != dataset:
-        raise UsageError(f"model {model} is for {models_lib.ZOO[model].dataset}, not {dataset}: "
-                         f"pass --dataset {models_lib.ZOO[model].dataset}")
-    indices = data_lib.parse_victims(images, dataset)  # checked before the slow model load
-    keras_model, _, label = models_lib.load_model(model, dataset)
-    expected = (None, *data_lib.spec(dataset).image_shape)
-    if tuple(keras_model.input_shape) != expected:
-        raise UsageError(f"model {label} takes inputs {keras_model.input_shape}, but {dataset} images are {expected}")
+    if images is None and features_log is None:
+        images = "paper10"
+    indices = None if images is None else data_lib.parse_victims(images, dataset)  # before the slow load
+    observed = None if features_log is None else read_features(features_log, layer)[0]
+    if observed is not None and indices is not None and len(indices) != len(observed):
+        raise UsageError(f"{features_log} holds {len(observed)} feature tensors but --images names "
+                         f"{len(indices)} originals: name the images the edge sent, in order")
+    keras_model, dataset, label = models_lib.resolve_model(model, dataset)
     head, tail = split(keras_model, layer)
-    _, victim_images, _ = data_lib.victims(dataset, images)
-    return Target(keras_model, head, tail, dataset, label, layer, indices, victim_images,
-                  data_lib.normalize(victim_images, dataset))
+    victim_images = None if indices is None else data_lib.victims(dataset, images)[1]
+    return Target(keras_model, head, tail, dataset, label, layer, indices, victim_images, observed)
 
 
 def default_out(attack, target, setting):
@@ -62,18 +74,24 @@ def default_out(attack, target, setting):
 
 
 def write_results(out, target, reconstructions, meta):
-    """Score `reconstructions` (normalised) against the victims, write the outputs, return metrics."""
-    originals = target.images.astype(np.float32) / 255.0
+    """Score `reconstructions` (normalised) against the victims, write the outputs, return metrics.
+
+    Without originals (features from a log, images not named) nothing is scored: the record
+    then has no "summary", and the grid shows the reconstructions alone.
+    """
     recovered = data_lib.denormalize(reconstructions, target.dataset)
-    scores = metrics_lib.evaluate(originals, recovered)
-    scores["per_image"]["test_index"] = target.indices.tolist()
+    originals, scores = None, {}
+    if target.images is not None:
+        originals = target.images.astype(np.float32) / 255.0
+        scores = metrics_lib.evaluate(originals, recovered)
+        scores["per_image"]["test_index"] = target.indices.tolist()
     record = {
         **meta,
         "dataset": target.dataset,
         "model": target.model_label,
         "model_weights_sha256": models_lib.weights_sha256(target.model),
         "layer": target.layer,
-        "victims": len(target.indices),
+        "victims": len(recovered),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         **scores,
     }
@@ -81,7 +99,8 @@ def write_results(out, target, reconstructions, meta):
     write_json(os.path.join(out, "metrics.json"), record)
     save_grid(os.path.join(out, "grid.png"), originals, recovered)
     with atomic_path(os.path.join(out, "reconstructions.npz")) as tmp:
-        np.savez_compressed(tmp, reconstructions=recovered, test_index=target.indices)
+        np.savez_compressed(tmp, reconstructions=recovered,
+                            test_index=np.array([] if target.indices is None else target.indices))
     return record
 
 
@@ -108,6 +127,7 @@ class TensorBoardLog:
         import tensorflow as tf
 
         with self.writer.as_default():
-            tf.summary.image("originals", originals, step=0, max_outputs=max_images)
+            if originals is not None:
+                tf.summary.image("originals", originals, step=0, max_outputs=max_images)
             tf.summary.image("reconstructions", reconstructions, step=0, max_outputs=max_images)
         self.writer.flush()

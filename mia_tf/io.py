@@ -1,4 +1,4 @@
-"""Small file helpers shared by every writer: atomic writes and content hashes."""
+"""Small file helpers: atomic writes, content hashes, and silencing TensorFlow's native output."""
 
 import contextlib
 import hashlib
@@ -30,6 +30,34 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+@contextlib.contextmanager
+def silenced_output():
+    """Point file descriptors 1 and 2 at /dev/null for the block.
+
+    TensorFlow's C++ code and the TFLite converter print notes straight to the descriptors
+    (CUDA probes at import, "Saved artifact at ...", quantiser statistics), which Python's
+    sys.stdout / sys.stderr redirection cannot catch; they would bury the CLI's own output.
+    Exceptions still propagate and are reported once the descriptors are back.
+    """
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
 
 
 def write_json(path, obj):

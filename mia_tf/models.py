@@ -149,6 +149,32 @@ def load_model(model=None, dataset=None):
     return _load_model_file(model), dataset, os.path.basename(str(model))
 
 
+def resolve_model(model=None, dataset=None):
+    """(keras model, dataset name, label) from a CLI's --model / --dataset, checking they agree.
+
+    Either may be None (not both): a zoo model knows its data set, a data set picks its default
+    zoo model, and a `.keras` file needs --dataset. The model's input must fit the data set.
+    """
+    from mia_tf.data import spec
+
+    if model is None and dataset is None:
+        raise UsageError("give --dataset (mnist or cifar10) or --model (a zoo name or a .keras file)")
+    if dataset is not None:
+        dataset = spec(dataset).name
+        if model in ZOO and ZOO[model].dataset != dataset:
+            raise UsageError(f"model {model} is for {ZOO[model].dataset}, not {dataset}: "
+                             f"pass --dataset {ZOO[model].dataset} or pick another model")
+    keras_model, model_dataset, label = load_model(model, dataset)
+    dataset = dataset or model_dataset
+    if dataset is None:
+        raise UsageError(f"say which data set {label} takes: add --dataset mnist or --dataset cifar10")
+    expected = (None, *spec(dataset).image_shape)
+    if tuple(keras_model.input_shape) != expected:
+        raise UsageError(f"model {label} takes inputs of shape {keras_model.input_shape}, "
+                         f"but {dataset} images are {expected}")
+    return keras_model, dataset, label
+
+
 def weights_sha256(model):
     """SHA-256 over a model's weights (names, shapes and values): the same for any file format."""
     import hashlib

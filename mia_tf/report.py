@@ -23,14 +23,14 @@ def metrics_table(summary):
 
 
 def save_grid(path, originals, reconstructions, max_images=10, scale=4):
-    """PNG: originals in the top row, reconstructions below, images in [0, 1] (N, H, W, C)."""
+    """PNG: originals in the top row (if known), reconstructions below, images in [0, 1] (N, H, W, C)."""
     import numpy as np
     from PIL import Image
 
     from mia_tf.io import atomic_path
 
-    originals, reconstructions = originals[:max_images], reconstructions[:max_images]
-    rows = [np.concatenate(list(images), axis=1) for images in (originals, reconstructions)]
+    shown = [reconstructions] if originals is None else [originals, reconstructions]
+    rows = [np.concatenate(list(images[:max_images]), axis=1) for images in shown]
     grid = np.concatenate(rows, axis=0)
     grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
     pixels = np.round(np.clip(grid, 0, 1) * 255).astype(np.uint8)

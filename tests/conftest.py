@@ -1,5 +1,7 @@
 import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -8,6 +10,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 REFERENCE_WEIGHTS = ROOT.parent / "shared" / "reference" / "he2019_lenet_mnist_weights.npz"
+
+
+def mia_tf(*args, cwd=None, module="mia_tf"):
+    """Run `python -m mia_tf ARGS` (or another module) as a user would, without $MIA_TF_DATA_DIR."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("MIA_TF_DATA_DIR", None)
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          env=env, cwd=cwd or ROOT, timeout=300)
 
 
 @pytest.fixture(scope="session")

@@ -1,15 +1,6 @@
 import os
-import subprocess
-import sys
 
-from conftest import REFERENCE_WEIGHTS, ROOT
-
-
-def mia_tf(*args, cwd=None):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("MIA_TF_DATA_DIR", None)
-    return subprocess.run([sys.executable, "-m", "mia_tf", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd or ROOT, timeout=300)
+from conftest import REFERENCE_WEIGHTS, mia_tf
 
 
 def test_help_explains_every_verb():
