@@ -1,0 +1,125 @@
+"""Throughput and latency of the tail server under many concurrent edge clients, on loopback.
+
+    python scripts/bench_server.py --model lenet_mnist --layer relu2 --out results/edge/server_lenet_mnist_relu2.md
+
+It exports the head (float32 and int8) with `python -m mia_tf export`, starts the real server
+with `python -m mia_tf serve` on 127.0.0.1, and runs each edge client as its own process: the
+LiteRT head on real test images, then the features to the server, one image per request, over a
+kept-alive connection. Every client sends a fixed number of requests (bounded in count and
+time), and the server's intercept log is fsynced per request as in normal use.
+Per setting: requests per second, and latency percentiles of the whole round trip (head + HTTP).
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from edge.client import TailClient  # noqa: E402
+from edge.head import EdgeHead  # noqa: E402
+from mia_tf import data as data_lib  # noqa: E402
+from mia_tf.io import atomic_path, write_json  # noqa: E402
+from mia_tf.report import format_table  # noqa: E402
+
+
+def _client(args):
+    """One edge device: returns its per-request round-trip seconds and when it finished."""
+    tflite, url, name, body_format, requests, images, start_at = args
+    head = EdgeHead(tflite, num_threads=1)
+    client = TailClient(url, name, body_format)
+    scale_zero = head.output_quantization
+    head.run(images[:1])
+    time.sleep(max(0.0, start_at - time.time()))  # all clients start together
+    seconds = []
+    for i in range(requests):
+        started = time.perf_counter()
+        client.predict(head.run(images[i % len(images)][None]), *scale_zero)
+        seconds.append(time.perf_counter() - started)
+    client.close()
+    return seconds, time.time()
+
+
+def _start_server(args, log):
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mia_tf", "serve", "--model", args.model, "--layer", args.layer, "--port", "0",
+         "--intercept-log", log], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    line = server.stdout.readline()
+    if not line.startswith("serving "):
+        server.kill()
+        sys.exit(f"the server did not start: {line}")
+    return server, line.split(" at ")[1].split("/v1/")[0], line.split()[1]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="lenet_mnist")
+    parser.add_argument("--layer", default="relu2")
+    parser.add_argument("--clients", default="1,4,16,64", help="comma-separated numbers of concurrent clients")
+    parser.add_argument("--requests", type=int, default=100, help="requests per client")
+    parser.add_argument("--out", required=True, help="Markdown file (a .json with the raw figures beside it)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench_server_") as scratch:
+        measure(args, scratch)
+
+
+def measure(args, scratch):
+    subprocess.run([sys.executable, "-m", "mia_tf", "export", "--model", args.model, "--layer", args.layer,
+                    "--variant", "all", "--notail", "--out", scratch, "--data-dir",
+                    os.environ.get("MIA_TF_DATA_DIR", os.path.join(ROOT, "..", "shared", "data"))],
+                   check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    server, url, name = _start_server(args, os.path.join(scratch, "intercept.log"))
+    dataset = json.load(open(os.path.join(scratch, f"{name}_float32.json")))["dataset"]
+    images = data_lib.load_sample(dataset)[0][:100]
+    rows, raw = [], []
+    started_all = time.time()
+    try:
+        for variant, body_format in (("float32", "json"), ("float32", "binary"), ("int8", "binary")):
+            tflite = os.path.join(scratch, f"{name}_{variant}.tflite")
+            for clients in [int(c) for c in args.clients.split(",")]:
+                start_at = time.time() + 3.0 + 0.05 * clients  # time for every process to load its head
+                jobs = [(tflite, url, name, body_format, args.requests, images, start_at)] * clients
+                with multiprocessing.get_context("fork").Pool(clients) as pool:
+                    per_client = pool.map(_client, jobs)
+                wall = max(finished for _, finished in per_client) - start_at
+                latencies = 1000.0 * np.concatenate([seconds for seconds, _ in per_client])
+                figures = {"variant": variant, "body": body_format, "clients": clients,
+                           "requests": int(latencies.size), "requests_per_second": latencies.size / wall,
+                           **{f"p{q}_ms": float(np.percentile(latencies, q)) for q in (50, 90, 99)}}
+                raw.append(figures)
+                rows.append([variant, body_format, clients, figures["requests"],
+                             f"{figures['requests_per_second']:.0f}",
+                             *(f"{figures[f'p{q}_ms']:.2f}" for q in (50, 90, 99))])
+                print(format_table(["head", "body", "clients", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms"],
+                                   rows[-1:]), flush=True)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}"
+    command = f"python scripts/bench_server.py --model {args.model} --layer {args.layer} " \
+              f"--clients {args.clients} --requests {args.requests} --out {args.out}"
+    text = (f"# Tail server under concurrent edge clients: {name}\n\n"
+            f"Made by `{command}` on {machine}, {time.time() - started_all:.0f} s. Server and clients share "
+            f"this machine's cores on loopback (each client is its own process running the LiteRT head, one "
+            f"thread, one image per request, intercept log fsynced per request).\n\n"
+            + format_table(["head", "body", "clients", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms"], rows)
+            + "\n")
+    with atomic_path(args.out) as tmp:
+        open(tmp, "w").write(text)
+    write_json(os.path.splitext(args.out)[0] + ".json", {"command": command, "machine": machine, "rows": raw})
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
