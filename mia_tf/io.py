@@ -1,10 +1,11 @@
 """Small file helpers: atomic writes, content hashes, and silencing TensorFlow's native output."""
 
 import contextlib
-import hashlib
 import json
 import os
 import tempfile
+
+from edge.manifest import sha256_file  # noqa: F401  (one definition, in the TensorFlow-free device package)
 
 
 @contextlib.contextmanager
@@ -65,11 +66,3 @@ def write_json(path, obj):
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=2, sort_keys=True)
             f.write("\n")
-
-
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

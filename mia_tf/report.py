@@ -22,6 +22,20 @@ def metrics_table(summary):
     return format_table(["metric", "mean", "95 % CI", "images"], rows)
 
 
+def write_results_file(path, text, record=None):
+    """Write a Markdown results file atomically and, if `record` is given, its figures as JSON beside it."""
+    import os
+
+    from mia_tf.io import atomic_path, write_json
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
+    if record is not None:
+        write_json(os.path.splitext(path)[0] + ".json", record)
+
+
 def save_grid(path, originals, reconstructions, max_images=10, scale=4):
     """PNG: originals in the top row (if known), reconstructions below, images in [0, 1] (N, H, W, C)."""
     import numpy as np

@@ -28,8 +28,7 @@ sys.path.insert(0, ROOT)
 from edge.head import EdgeHead  # noqa: E402
 from mia_tf import data as data_lib, export as export_lib, metrics, models  # noqa: E402
 from mia_tf.attacks import whitebox  # noqa: E402
-from mia_tf.io import atomic_path, write_json  # noqa: E402
-from mia_tf.report import format_table  # noqa: E402
+from mia_tf.report import format_table, write_results_file  # noqa: E402
 from mia_tf.split import split, split_points  # noqa: E402
 
 
@@ -109,10 +108,7 @@ def main():
             f"`{args.images}`, with the float Keras head, against the features the `.tflite` head produced; "
             f"paper SSIM uses the reconstruction's own data range.\n\n"
             + format_table(headers[:len(rows[0])], rows) + "\n")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with atomic_path(args.out) as tmp:
-        open(tmp, "w").write(text)
-    write_json(os.path.splitext(args.out)[0] + ".json", {"command": command, "machine": machine, "rows": raw})
+    write_results_file(args.out, text, {"command": command, "machine": machine, "rows": raw})
     print(text)
 
 

@@ -29,8 +29,7 @@ sys.path.insert(0, ROOT)
 from edge.client import TailClient  # noqa: E402
 from edge.head import EdgeHead  # noqa: E402
 from mia_tf import data as data_lib  # noqa: E402
-from mia_tf.io import atomic_path, write_json  # noqa: E402
-from mia_tf.report import format_table  # noqa: E402
+from mia_tf.report import format_table, write_results_file  # noqa: E402
 
 
 def _client(args):
@@ -115,9 +114,7 @@ def measure(args, scratch):
             f"thread, one image per request, intercept log fsynced per request).\n\n"
             + format_table(["head", "body", "clients", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms"], rows)
             + "\n")
-    with atomic_path(args.out) as tmp:
-        open(tmp, "w").write(text)
-    write_json(os.path.splitext(args.out)[0] + ".json", {"command": command, "machine": machine, "rows": raw})
+    write_results_file(args.out, text, {"command": command, "machine": machine, "rows": raw})
     print(text)
 
 

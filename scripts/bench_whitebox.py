@@ -18,8 +18,7 @@ import numpy as np
 
 from mia_tf import data, metrics, models
 from mia_tf.attacks import whitebox
-from mia_tf.io import atomic_path, write_json
-from mia_tf.report import format_table
+from mia_tf.report import format_table, write_results_file
 from mia_tf.split import split
 
 PAPER_PSNR = {("mnist", "conv1"): 39.69, ("mnist", "relu2"): 15.10, ("cifar10", "conv11"): 37.59,
@@ -117,10 +116,7 @@ def main():
         "(no trained weights for these splits yet)",
         "",
     ])
-    with atomic_path(args.out) as tmp:
-        with open(tmp, "w") as f:
-            f.write(text)
-    write_json(args.out.replace(".md", ".json"), {"machine": machine, **raw})
+    write_results_file(args.out, text, {"machine": machine, **raw})
     print(text)
 
 

@@ -8,8 +8,7 @@ import glob
 import json
 import os
 
-from mia_tf.io import atomic_path
-from mia_tf.report import format_table
+from mia_tf.report import format_table, write_results_file
 
 
 def main():
@@ -44,9 +43,7 @@ def main():
                       "SSIM standard", "seconds"], rows),
         "",
     ])
-    with atomic_path(args.out) as tmp:
-        with open(tmp, "w") as f:
-            f.write(text)
+    write_results_file(args.out, text)
     print(text)
 
 
