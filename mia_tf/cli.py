@@ -213,11 +213,15 @@ class Cli:
         from mia_tf.intercept_log import InterceptLog
         from mia_tf.split import split
 
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise UsageError(f"--port must be a whole number from 0 to 65535 (0: any free port), got {port!r}")
+        if not isinstance(max_body_bytes, int) or max_body_bytes < 1:
+            raise UsageError(f"--max-body-bytes must be a positive whole number, got {max_body_bytes!r}")
         keras_model, dataset, label = models_lib.resolve_model(model, dataset)
         name = name or serve_lib.default_server_name(label, layer)
         service = serve_lib.TailService(split(keras_model, layer)[1], name, layer)
-        log = InterceptLog(intercept_log or f"runs/intercept_{name}.log")
-        server = serve_lib.TailServer(service, host, int(port), log, int(max_body_bytes), bool(verbose))
+        server = serve_lib.TailServer(service, host, port, None, max_body_bytes, bool(verbose))
+        server.log = log = InterceptLog(intercept_log or f"runs/intercept_{name}.log")  # once the port is ours
         if log.truncated_bytes:
             print(f"cut a torn record of {log.truncated_bytes} bytes off the end of {log.path}", file=sys.stderr)
         print(f"serving {name} (tail of {label} after {layer}, features {service.feature_shape}) at "

@@ -181,11 +181,19 @@ def _network_reachable():
 
 
 def _load_tfds(name, split, tfds_data_dir):
+    import logging
+
     import tensorflow_datasets as tfds
 
-    builder = tfds.builder(name, data_dir=tfds_data_dir)
+    absl_logger = logging.getLogger("absl")  # TFDS warns of each missing local copy it looks for
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)
+    try:
+        prepared = tfds.builder(name, data_dir=tfds_data_dir).is_prepared()
+    finally:
+        absl_logger.setLevel(level)
     # Offline, TFDS retries its downloads for minutes before it gives up: check first.
-    if not builder.is_prepared() and not _network_reachable():
+    if not prepared and not _network_reachable():
         raise _tfds_unavailable(name, "has no local copy and there is no network to download it")
     try:
         arrays = tfds.as_numpy(
