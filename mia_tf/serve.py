@@ -197,6 +197,7 @@ class TailServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the default 5 drops connections when many devices connect at once
 
     def __init__(self, service, host="127.0.0.1", port=DEFAULT_PORT, log=None,
                  max_body_bytes=DEFAULT_MAX_BODY_BYTES, verbose=False):
