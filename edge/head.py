@@ -46,7 +46,9 @@ class EdgeHead:
         if images.dtype != np.uint8 or images.shape[1:] != self.image_shape:
             raise EdgeError(f"images must be uint8 (N, {', '.join(map(str, self.image_shape))}), "
                             f"got {images.dtype} {images.shape}")
-        x = (images.astype(np.float32) / 255.0 - self._mean) / self._std
+        return self._quantize_input((images.astype(np.float32) / 255.0 - self._mean) / self._std)
+
+    def _quantize_input(self, x):
         spec = self.manifest["input"]
         if spec["dtype"] == "float32":
             return x
@@ -56,7 +58,16 @@ class EdgeHead:
 
     def run(self, images):
         """Raw head outputs for a batch of uint8 images (int8 for an int8 head, else float32)."""
-        x = self.preprocess(images)
+        return self._invoke(self.preprocess(images))
+
+    def run_normalized(self, x):
+        """Raw head outputs for inputs already in normalised space (any float values, e.g. noise)."""
+        x = np.asarray(x, np.float32)
+        if x.shape[1:] != self.image_shape:
+            raise EdgeError(f"inputs must be (N, {', '.join(map(str, self.image_shape))}), got {x.shape}")
+        return self._invoke(self._quantize_input(x))
+
+    def _invoke(self, x):
         if len(x) != self._batch:
             self.interpreter.resize_tensor_input(self._input["index"], [len(x), *self.image_shape])
             self.interpreter.allocate_tensors()

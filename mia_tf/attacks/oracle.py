@@ -1,0 +1,74 @@
+"""The black-box attacker's only access to the head: a query oracle x -> f1(x), counted.
+
+An oracle takes inputs in normalised space (the attacker chooses them: its own images, or noise
+outside the pixel range) and returns float32 features. It counts every input it answers and
+refuses to go past its budget, so an attack's query cost is measured, not assumed. Two backings:
+
+- `QueryOracle.from_keras(head)`: a Keras head (the simulation every table uses);
+- `QueryOracle.from_tflite(path)`: the exported `.tflite` head run by LiteRT through the device
+  code (`edge.head.EdgeHead`), int8 heads included: what a real device would answer.
+"""
+
+import numpy as np
+
+from mia_tf.errors import UsageError
+
+
+class QueryBudgetExceeded(UsageError):
+    """An attack asked for more queries than its budget allows."""
+
+
+class QueryOracle:
+    """Answers queries x -> f1(x) in batches, within a budget (None: unlimited)."""
+
+    def __init__(self, answer, input_shape, feature_shape, budget=None, batch_size=256, label="head"):
+        if budget is not None and (not isinstance(budget, (int, np.integer)) or budget < batch_size):
+            raise UsageError(f"a query budget of {budget!r} is smaller than one batch of {batch_size} queries: "
+                             f"give at least {batch_size} (or a smaller batch size)")
+        self._answer, self.input_shape, self.feature_shape = answer, tuple(input_shape), tuple(feature_shape)
+        self.budget, self.batch_size, self.label = budget, batch_size, label
+        self.queries = 0
+
+    @classmethod
+    def from_keras(cls, head, budget=None, batch_size=256):
+        import tensorflow as tf
+
+        answer = tf.function(lambda x: head(x, training=False), reduce_retracing=True)
+        return cls(lambda x: answer(x).numpy(), head.input.shape[1:], head.output.shape[1:], budget, batch_size,
+                   label=f"Keras head {head.name}")
+
+    @classmethod
+    def from_tflite(cls, path, budget=None, batch_size=256, manifest=None):
+        from edge.head import EdgeHead
+        from edge.wire import dequantize
+
+        device = EdgeHead(path, manifest)
+        spec = device.manifest
+        return cls(lambda x: dequantize(device.run_normalized(x), *device.output_quantization),
+                   spec["input"]["shape"], spec["output"]["shape"], budget, batch_size, label=f".tflite head {path}")
+
+    @property
+    def remaining(self):
+        return None if self.budget is None else self.budget - self.queries
+
+    def __call__(self, x):
+        """Features of the inputs `x` (normalised, (N, *input_shape)); each input costs one query."""
+        x = np.asarray(x, np.float32)
+        if x.shape[1:] != self.input_shape:
+            raise UsageError(f"queries must have shape (N, {', '.join(map(str, self.input_shape))}), got {x.shape}")
+        if self.budget is not None and self.queries + len(x) > self.budget:
+            raise QueryBudgetExceeded(f"{len(x)} more queries would exceed the budget of {self.budget} "
+                                      f"({self.queries} used): raise --queries or use fewer attacker images")
+        parts = [self._answer(x[i:i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
+        self.queries += len(x)
+        features = np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, *self.feature_shape), np.float32)
+        if features.shape[1:] != self.feature_shape:
+            raise UsageError(f"the oracle ({self.label}) answered features of shape {features.shape[1:]}, "
+                             f"not the {self.feature_shape} it declared")
+        return features
+
+    def check_layer(self, expected_feature_shape, layer):
+        """UsageError unless this oracle's features have the split layer's shape."""
+        if self.feature_shape != tuple(expected_feature_shape):
+            raise UsageError(f"the oracle ({self.label}) answers features of shape {self.feature_shape}, but "
+                             f"layer {layer} has {tuple(expected_feature_shape)}: it is a head for another split")
