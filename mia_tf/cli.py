@@ -15,7 +15,7 @@ from mia_tf.report import format_table, metrics_table
 class Cli:
     """mia_tf: how much of a private input leaks from a split neural network.
 
-    Verbs: whitebox, export, serve, train, evaluate, layers. Run `python -m mia_tf VERB --help` for each verb's options.
+    Verbs: whitebox, blackbox, export, serve, train, evaluate, layers. Run `python -m mia_tf VERB --help` for each verb's options.
     Data: --data-dir (or $MIA_TF_DATA_DIR) names a directory with mnist.npz / cifar10.npz;
     without it, tensorflow_datasets is used (it needs a network the first time).
     """
@@ -131,6 +131,91 @@ class Cli:
             "kind": "decoder", "attacker_data": attacker_data, "cache": path, "from_cache": cached,
             "decoder": dataclasses.asdict(learned_prior.DEFAULT_PRIOR_DECODER),
         }
+
+    def blackbox(self, layer, dataset="mnist", model=None, data="dist", attack="inverse", queries=None,
+                 preset="paper", epochs=None, images=None, oracle=None, out=None, logdir=None, data_dir=None,
+                 cache_dir=None, strategy="default", features=None):
+        """Black-box attack: rebuild the victims' images knowing only answers to queries of the head.
+
+        The attacker queries the head (the device half) with its own images, trains an inverse
+        network g on the pairs (f1(x), x), and reconstructs each victim as g(v) (He et al.,
+        Algorithm 2). Trained decoders are cached and reused; training resumes after a kill.
+
+        Args:
+          layer: split layer, e.g. relu2 (MNIST) or relu22 (CIFAR-10).
+          dataset: mnist or cifar10.
+          model: a zoo name or a .keras file (the head the oracle runs); default the data set's zoo model.
+          data: the attacker's images: same (the target's training set), dist (test images
+            1000-9999: same distribution, disjoint from training set and victims) or noise
+            (standard Gaussian in normalised space).
+          attack: inverse (the inverse network). The shadow-model and hybrid attacks are not built yet.
+          queries: query budget: how many of the attacker's images are sent to the head (default:
+            all of them: 60,000 / 50,000 for same and noise, 9,000 for dist).
+          preset: paper (the authors' tiny decoders, 50 epochs, Adam 1e-3 halved every 10) or best
+            (a decoder built from any feature shape: upsampling stages with residual blocks).
+          epochs: override the preset's number of training epochs.
+          images: victims: paper10 (default), a count N or a range a-b of test images 0-999; with
+            --features, the originals of the logged features to score against.
+          oracle: a .tflite head exported by `python -m mia_tf export`, answered by LiteRT
+            (default: the Keras head of --model).
+          out: output directory (default runs/blackbox_<dataset>_<layer>_<attack>_<data>_<preset>).
+          logdir: if given, TensorBoard scalars (training loss) and images are written there.
+          data_dir: directory with <dataset>.npz (the attacker's images); default $MIA_TF_DATA_DIR.
+          cache_dir: where trained decoders and query answers are kept (default $MIA_TF_CACHE,
+            else ~/.cache/mia_tf).
+          strategy: default, mirrored or multiworker (tf.distribute, as for `train`).
+          features: attack the features in an intercept log of `python -m mia_tf serve`.
+        """
+        import time
+
+        from mia_tf import experiment
+        from mia_tf.attacks import inverse_network
+        from mia_tf.attacks.oracle import QueryOracle
+        from mia_tf.train import make_strategy
+
+        if attack != "inverse":
+            raise UsageError(f"unknown or unavailable attack {attack!r}: use inverse (shadow and hybrid are not built yet)")
+        if data not in data_lib.ATTACKER_SETS:
+            raise UsageError(f"unknown attacker data {data!r}: use one of {', '.join(data_lib.ATTACKER_SETS)}")
+        settings = inverse_network.preset(preset)
+        if epochs is not None:
+            if not isinstance(epochs, int) or epochs < 1:
+                raise UsageError(f"epochs must be a positive whole number, got {epochs!r}")
+            settings = dataclasses.replace(settings, epochs=epochs)
+        if queries is not None and (not isinstance(queries, int) or queries < 1):
+            raise UsageError(f"--queries must be a positive whole number, got {queries!r}")
+        target = experiment.prepare(dataset, model, layer, images, features)
+        if oracle is None:
+            source = QueryOracle.from_keras(target.head, budget=queries, batch_size=min(256, queries or 256))
+            source_sha = models_lib.weights_sha256(target.model)
+        else:
+            from mia_tf.io import sha256_file
+
+            source = QueryOracle.from_tflite(oracle, budget=queries, batch_size=min(256, queries or 256))
+            source_sha = sha256_file(oracle)
+        source.check_layer(target.head.output.shape[1:], layer)
+        started = time.time()
+        decoder, path, cached, queried = inverse_network.trained_decoder(
+            source, source_sha, target.dataset, layer, data, settings, queries, data_dir, cache_dir,
+            make_strategy(strategy), verbose=1 if sys.stderr.isatty() else 0)
+        training_seconds = time.time() - started
+        print(f"decoder {'loaded from' if cached else f'trained on {queried} queries ({data}), saved to'} {path}",
+              file=sys.stderr)
+        reconstructions = inverse_network.invert(decoder, target.features())
+        out = out or experiment.default_out("blackbox", target, f"{attack}_{data}_{preset}")
+        record = experiment.write_results(out, target, reconstructions, {
+            "attack": "blackbox", "method": attack, "preset": preset, "attacker_data": data,
+            "queries": queries, "queries_made_this_run": source.queries, "oracle": source.label,
+            "decoder": dataclasses.asdict(settings), "decoder_cache": path, "from_cache": cached,
+            "seconds": round(training_seconds, 1),
+        })
+        board = experiment.TensorBoardLog(logdir)
+        board.images(None if target.images is None else target.images / 255.0,
+                     data_lib.denormalize(reconstructions, target.dataset))
+        print(f"black-box {attack} ({preset}, {data} data, {queries or 'all'} queries) on {target.model_label} at "
+              f"{layer}, {len(reconstructions)} victims; wrote {out}")
+        print(metrics_table(record["summary"]) if "summary" in record else
+              "no originals given (--images): reconstructions written, not scored")
 
     def export(self, layer, dataset=None, model=None, variant="all", out="exports", tail=True, data_dir=None,
                calibration_images=200, max_accuracy_drop=1.0):

@@ -3,6 +3,7 @@ import pytest
 
 from mia_tf import data, models
 from mia_tf.attacks import inverse_network as inv
+from mia_tf.attacks.oracle import QueryOracle
 from mia_tf.errors import UsageError
 from mia_tf.split import split
 
@@ -36,9 +37,37 @@ def test_short_training_learns_to_invert_conv1(data_dir):
     images, _ = data.attacker_set("mnist", "dist", data_dir, limit=2048)
     settings = inv.DecoderSettings(family="paper", epochs=4)
     decoder = inv.make_decoder(settings, "mnist", "conv1", (24, 24, 8), (28, 28, 1))
-    history = inv.train_decoder(head, decoder, images, settings)
+    features = inv.query_pairs(QueryOracle.from_keras(head), images)
+    history = inv.train_decoder(decoder, features, images, settings)
     assert history["loss"][-1] < 0.5 * history["loss"][0]
     _, victims, _ = data.victims("mnist", "paper10")
     x = data.normalize(victims, "mnist")
     mse = np.mean((inv.invert(decoder, head(x).numpy()) - x) ** 2)
     assert mse < np.mean(x ** 2) * 0.2  # far better than the mean image
+
+
+def test_query_pairs_are_kept_on_disk_and_training_resumes_from_its_backup(data_dir, tmp_path):
+    model = models.lenet_mnist()
+    head, _ = split(model, "conv1")
+    images, _ = data.attacker_set("mnist", "dist", data_dir, limit=600)
+    oracle = QueryOracle.from_keras(head, budget=1200)
+    path = str(tmp_path / "pairs.npy")
+    features = inv.query_pairs(oracle, images, path)
+    assert features.dtype == np.float16 and features.shape == (600, 24, 24, 8) and oracle.queries == 600
+    np.testing.assert_allclose(features, head(images).numpy(), atol=2e-2, rtol=1e-2)
+    inv.query_pairs(oracle, images, path)  # read back, not queried again
+    assert oracle.queries == 600
+
+    settings = inv.DecoderSettings(family="paper", epochs=2)
+    backup = str(tmp_path / "backup")
+
+    class StopAfterFirstEpoch(__import__("keras").callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt  # a kill after epoch 1 was saved
+
+    decoder = inv.make_decoder(settings, "mnist", "conv1", (24, 24, 8), (28, 28, 1))
+    with pytest.raises(KeyboardInterrupt):
+        inv.train_decoder(decoder, features, images, settings, backup_dir=backup, callbacks=[StopAfterFirstEpoch()])
+    resumed = inv.make_decoder(settings, "mnist", "conv1", (24, 24, 8), (28, 28, 1))
+    history = inv.train_decoder(resumed, features, images, settings, backup_dir=backup)
+    assert len(history["loss"]) == 1  # only the second epoch was left to run

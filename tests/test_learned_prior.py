@@ -1,9 +1,12 @@
 import dataclasses
+import json
 
 import numpy as np
+import pytest
 
 from mia_tf import data, metrics, models
-from mia_tf.attacks import inverse_network, learned_prior, whitebox
+from mia_tf.attacks import cache, inverse_network, learned_prior, whitebox
+from mia_tf.errors import UsageError
 from mia_tf.split import split
 
 from conftest import REFERENCE_WEIGHTS
@@ -19,8 +22,14 @@ def test_decoder_prior_is_cached_and_beats_a_zero_start(tmp_path, data_dir):
     assert not cached and path.startswith(str(tmp_path))
     again, same_path, cached = learned_prior.prior_decoder(head, "mnist", "relu2", sha, **kwargs)
     assert cached and same_path == path
-    other_model_path = learned_prior.cache_key("0" * 64, "relu2", "dist", settings, 2048)
-    assert other_model_path not in path  # another model's decoder is never reused
+    other_model = cache.entry_path("decoders", {"source": "0" * 64, "dataset": "mnist", "layer": "relu2", "data": "dist",
+                                                "queries": 2048, "decoder": dataclasses.asdict(settings)}, str(tmp_path))
+    assert other_model != path  # another model's decoder is never reused
+    record = path.replace(".weights.h5", ".json")
+    tampered = json.load(open(record)) | {"source": "f" * 64}
+    json.dump(tampered, open(record, "w"))
+    with pytest.raises(UsageError, match="trained for other settings \\(source differ"):
+        learned_prior.prior_decoder(head, "mnist", "relu2", sha, **kwargs)
 
     _, images, _ = data.victims("mnist", "paper10")
     features = head(data.normalize(images, "mnist")).numpy()

@@ -1,0 +1,64 @@
+"""Trained attack models (decoders, shadow heads) kept on disk and reused.
+
+Each entry is `<cache>/<kind>/<key>.weights.h5` with a `.json` beside it holding the fields the
+key was made from (the target's weights hash or the `.tflite`'s, layer, attacker data, query
+count, settings). A later attack with the same fields loads the weights instead of training; an
+entry whose recorded fields differ (a file copied in by hand, or a truncated-hash collision) is
+refused rather than silently used. Training writes its per-epoch backup to `<key>.backup/`, so a
+killed run resumes there.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+
+from mia_tf.errors import UsageError
+from mia_tf.io import atomic_path, write_json
+
+CACHE_ENV = "MIA_TF_CACHE"
+
+
+def cache_dir(path=None):
+    """Where trained attack models are kept: `path`, else $MIA_TF_CACHE, else ~/.cache/mia_tf."""
+    return path or os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "mia_tf")
+
+
+def cache_key(fields):
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def entry_path(kind, fields, cache=None, suffix=".weights.h5"):
+    """The cache file for `fields` (which need not exist yet)."""
+    return os.path.join(cache_dir(cache), kind, f"{fields.get('dataset', 'any')}_{fields.get('layer', 'any')}_"
+                                               f"{cache_key(fields)}{suffix}")
+
+
+def load_or_train(kind, fields, model, train, cache=None):
+    """Give `model` the cached weights for `fields`, or train it and cache them.
+
+    Args:
+      train: called as train(backup_dir) to train `model` in place.
+    Returns:
+      (path of the weights, True if they came from the cache).
+    """
+    path = entry_path(kind, fields, cache)
+    record = path[: -len(".weights.h5")] + ".json"
+    fields = json.loads(json.dumps(fields))  # as it reads back from the JSON record
+    if os.path.exists(path):
+        with open(record) as f:
+            recorded = json.load(f)
+        if recorded != fields:
+            differ = sorted(k for k in set(recorded) | set(fields) if recorded.get(k) != fields.get(k))
+            raise UsageError(f"the cached {kind[:-1]} {path} was trained for other settings ({', '.join(differ)} "
+                             f"differ: it has {', '.join(f'{k}={recorded.get(k)!r}' for k in differ)}): "
+                             f"delete it or give another --cache-dir")
+        model.load_weights(path)
+        return path, True
+    backup = path[: -len(".weights.h5")] + ".backup"
+    train(backup)
+    with atomic_path(path) as tmp:
+        model.save_weights(tmp)
+    write_json(record, fields)
+    shutil.rmtree(backup, ignore_errors=True)
+    return path, False

@@ -1,0 +1,48 @@
+"""The black-box inverse-network attack through the CLI: Keras and .tflite oracles, cache, bad input."""
+
+import json
+
+from conftest import mia_tf
+
+
+def _blackbox(tmp_path, data_dir, *args):
+    return mia_tf("blackbox", "--data-dir", data_dir, "--cache-dir", str(tmp_path / "cache"), *args)
+
+
+def test_inverse_network_learns_from_queries_and_is_reused(tmp_path, data_dir):
+    args = ("--layer", "conv1", "--data", "dist", "--queries", "2048", "--epochs", "3")
+    first = _blackbox(tmp_path, data_dir, *args, "--out", str(tmp_path / "first"))
+    assert first.returncode == 0, first.stderr
+    assert "trained on 2048 queries (dist)" in first.stderr
+    record = json.load(open(tmp_path / "first" / "metrics.json"))
+    assert record["attack"] == "blackbox" and record["attacker_data"] == "dist"
+    assert record["queries_made_this_run"] == 2048 and not record["from_cache"]
+    assert record["summary"]["psnr"]["mean"] > 12.0  # the mean digit alone scores about 9 dB
+    second = _blackbox(tmp_path, data_dir, *args, "--out", str(tmp_path / "second"))
+    assert second.returncode == 0 and "loaded from" in second.stderr
+    again = json.load(open(tmp_path / "second" / "metrics.json"))
+    assert again["queries_made_this_run"] == 0 and again["from_cache"]
+    assert again["summary"]["psnr"]["mean"] == record["summary"]["psnr"]["mean"]
+
+
+def test_a_tflite_oracle_answers_the_queries_and_must_fit_the_layer(tmp_path, data_dir):
+    exported = mia_tf("export", "--layer", "relu2", "--dataset", "mnist", "--variant", "int8", "--notail",
+                      "--data-dir", data_dir, "--out", str(tmp_path / "exports"))
+    assert exported.returncode == 0, exported.stderr
+    tflite = str(tmp_path / "exports" / "lenet_mnist_relu2_int8.tflite")
+    result = _blackbox(tmp_path, data_dir, "--layer", "relu2", "--oracle", tflite, "--queries", "1024",
+                       "--epochs", "1", "--out", str(tmp_path / "bb"))
+    assert result.returncode == 0, result.stderr
+    assert ".tflite head" in json.load(open(tmp_path / "bb" / "metrics.json"))["oracle"]
+    wrong = _blackbox(tmp_path, data_dir, "--layer", "conv1", "--oracle", tflite, "--queries", "1024")
+    assert wrong.returncode == 2 and "head for another split" in wrong.stderr
+
+
+def test_bad_budgets_and_settings_are_refused_before_work(tmp_path, data_dir):
+    for args, message in [(("--queries", "16"), "smaller than one training batch of 32"),
+                          (("--data", "web"), "unknown attacker data 'web'"),
+                          (("--attack", "shadow"), "shadow and hybrid are not built yet"),
+                          (("--preset", "fast"), "unknown preset 'fast'")]:
+        result = _blackbox(tmp_path, data_dir, "--layer", "conv1", *args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert not (tmp_path / "cache").exists()
