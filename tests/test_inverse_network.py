@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mia_tf import data, models
-from mia_tf.attacks import inverse_network as inv
+from mia_tf.attacks import inverse_network as inv, query_pairs
 from mia_tf.attacks.oracle import QueryOracle
 from mia_tf.errors import UsageError
 from mia_tf.split import split
@@ -37,8 +37,8 @@ def test_short_training_learns_to_invert_conv1(data_dir):
     images, _ = data.attacker_set("mnist", "dist", data_dir, limit=2048)
     settings = inv.DecoderSettings(family="paper", epochs=4)
     decoder = inv.make_decoder(settings, "mnist", "conv1", (24, 24, 8), (28, 28, 1))
-    features = inv.query_pairs(QueryOracle.from_keras(head), images)
-    history = inv.train_decoder(decoder, features, images, settings)
+    features = query_pairs.collect_answers(QueryOracle.from_keras(head), images)
+    history = query_pairs.fit_pairs(decoder, features, images, settings)
     assert history["loss"][-1] < 0.5 * history["loss"][0]
     _, victims, _ = data.victims("mnist", "paper10")
     x = data.normalize(victims, "mnist")
@@ -52,10 +52,10 @@ def test_query_pairs_are_kept_on_disk_and_training_resumes_from_its_backup(data_
     images, _ = data.attacker_set("mnist", "dist", data_dir, limit=600)
     oracle = QueryOracle.from_keras(head, budget=1200)
     path = str(tmp_path / "pairs.npy")
-    features = inv.query_pairs(oracle, images, path)
+    features = query_pairs.collect_answers(oracle, images, path)
     assert features.dtype == np.float16 and features.shape == (600, 24, 24, 8) and oracle.queries == 600
     np.testing.assert_allclose(features, head(images).numpy(), atol=2e-2, rtol=1e-2)
-    inv.query_pairs(oracle, images, path)  # read back, not queried again
+    query_pairs.collect_answers(oracle, images, path)  # read back, not queried again
     assert oracle.queries == 600
 
     settings = inv.DecoderSettings(family="paper", epochs=2)
@@ -67,7 +67,8 @@ def test_query_pairs_are_kept_on_disk_and_training_resumes_from_its_backup(data_
 
     decoder = inv.make_decoder(settings, "mnist", "conv1", (24, 24, 8), (28, 28, 1))
     with pytest.raises(KeyboardInterrupt):
-        inv.train_decoder(decoder, features, images, settings, backup_dir=backup, callbacks=[StopAfterFirstEpoch()])
+        query_pairs.fit_pairs(decoder, features, images, settings, backup_dir=backup,
+                              callbacks=[StopAfterFirstEpoch()])
     resumed = inv.make_decoder(settings, "mnist", "conv1", (24, 24, 8), (28, 28, 1))
-    history = inv.train_decoder(resumed, features, images, settings, backup_dir=backup)
+    history = query_pairs.fit_pairs(resumed, features, images, settings, backup_dir=backup)
     assert len(history["loss"]) == 1  # only the second epoch was left to run

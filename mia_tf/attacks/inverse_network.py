@@ -9,18 +9,17 @@ reconstructs a victim as g(v). Two decoder families:
   the image size, then a 3x3 convolution to the image's channels, resized to the image size.
   Flat features (fc splits) first go through a dense layer onto a 4x4 grid.
 
-`query_pairs` asks a query oracle (`oracle.QueryOracle`: a Keras or `.tflite` head) for the
-features of the attacker's images, once each; `train_decoder` then trains either family on those
-pairs with MSE in normalised pixel space (the authors' loss), through tf.data, under any
-tf.distribute strategy, resuming after a kill when given a backup directory.
+`trained_decoder` asks a query oracle (`oracle.QueryOracle`: a Keras or `.tflite` head) for the
+features of the attacker's images, once each, and trains either family on those pairs with MSE
+in normalised pixel space (the authors' loss; see `query_pairs.py`), caching the result.
 """
 
 import dataclasses
 import math
-import os
 
 import numpy as np
 
+from mia_tf.attacks.query_pairs import collect_answers, fit_pairs, strategy_scope
 from mia_tf.errors import UsageError
 
 
@@ -122,82 +121,6 @@ def make_decoder(settings, dataset, layer, feature_shape, image_shape):
     return decoder
 
 
-def query_pairs(oracle, images, path=None, batch_size=1024):
-    """The oracle's features of the attacker's images, each image queried once.
-
-    With `path`, the features are kept in a float16 `.npy` there (memory-mapped, so a `same` set
-    of CIFAR-10 at relu22, 50,000 x 32,768 values, costs 3.3 GB of disk, not of memory) and
-    reused by the next run; the file appears only once every query is answered.
-    """
-    from mia_tf.io import atomic_path
-
-    if path is not None and os.path.exists(path):
-        features = np.load(path, mmap_mode="r")
-        if features.shape == (len(images), *oracle.feature_shape):
-            return features
-    if path is None:
-        return oracle(images)
-    with atomic_path(path) as tmp:
-        features = np.lib.format.open_memmap(tmp, "w+", np.float16, (len(images), *oracle.feature_shape))
-        for first in range(0, len(images), batch_size):
-            features[first:first + batch_size] = oracle(images[first:first + batch_size])
-        features.flush()
-        del features
-    return np.load(path, mmap_mode="r")
-
-
-def _pair_batches(features, images, batch_size, seed):
-    """tf.data of (features, images) batches read from (possibly memory-mapped) arrays, in a new
-    random order every epoch."""
-    import tensorflow as tf
-
-    count = len(images)
-    rng = np.random.default_rng(seed)
-
-    def batches():
-        order = rng.permutation(count)
-        for first in range(0, count, batch_size):
-            index = np.sort(order[first:first + batch_size])  # sorted reads are kinder to a memmap
-            yield np.asarray(features[index], np.float32), np.asarray(images[index], np.float32)
-
-    signature = (tf.TensorSpec((None, *features.shape[1:]), tf.float32),
-                 tf.TensorSpec((None, *images.shape[1:]), tf.float32))
-    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
-    # Keras needs the length to schedule epochs of a generator.
-    return dataset.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size))).prefetch(2)
-
-
-def train_decoder(decoder, features, images, settings, strategy=None, backup_dir=None, seed=0, verbose=0,
-                  callbacks=()):
-    """Train `decoder` so that decoder(features) ~ images (normalised), MSE as the authors.
-
-    Args:
-      decoder: built under `strategy.scope()` when a strategy is given.
-      features, images: the pairs (f1(x), x); arrays or memory maps (see `query_pairs`).
-      strategy: a tf.distribute strategy (see `mia_tf.train.make_strategy`), or None.
-      backup_dir: with it, weights, optimizer and epoch are saved after every epoch and a killed
-        run resumes there.
-    Returns:
-      the Keras history dict (loss per epoch).
-    """
-    import keras
-
-    if len(features) != len(images):
-        raise UsageError(f"{len(features)} feature tensors but {len(images)} images: pairs must match")
-    with strategy.scope() if strategy is not None else _no_scope():
-        decoder.compile(optimizer=keras.optimizers.Adam(settings.learning_rate, epsilon=1e-3, amsgrad=True),
-                        loss="mse")
-
-    def halving(epoch, _lr=None):
-        return settings.learning_rate * 0.5 ** (epoch // settings.halve_every)
-
-    extra = [keras.callbacks.BackupAndRestore(backup_dir)] if backup_dir else []
-    history = decoder.fit(_pair_batches(features, images, settings.batch_size, seed), epochs=settings.epochs,
-                          verbose=verbose, shuffle=False, callbacks=[*extra, keras.callbacks.LearningRateScheduler(halving),
-                                                      *callbacks])
-    return history.history
-
-
 def trained_decoder(oracle, source_sha256, dataset, layer, attacker_data, settings, queries=None, data_dir=None,
                     cache=None, strategy=None, verbose=0):
     """A decoder for the oracle's split, trained on the attacker's own data or loaded from the cache.
@@ -220,25 +143,19 @@ def trained_decoder(oracle, source_sha256, dataset, layer, attacker_data, settin
                          f"give at least {settings.batch_size} queries")
     fields = {"source": source_sha256, "dataset": spec.name, "layer": layer, "data": attacker_data,
               "queries": queries, "decoder": dataclasses.asdict(settings)}
-    with strategy.scope() if strategy is not None else _no_scope():
+    with strategy_scope(strategy):
         decoder = make_decoder(settings, spec.name, layer, oracle.feature_shape, spec.image_shape)
     queried = []
 
     def train(backup_dir):
         images, _ = data_lib.attacker_set(spec.name, attacker_data, data_dir, limit=queries)
         pairs_fields = {k: fields[k] for k in ("source", "dataset", "layer", "data", "queries")}
-        features = query_pairs(oracle, images, cache_lib.entry_path("pairs", pairs_fields, cache, suffix=".npy"))
+        features = collect_answers(oracle, images, cache_lib.entry_path("pairs", pairs_fields, cache, suffix=".npy"))
         queried.append(len(images))
-        train_decoder(decoder, features, images, settings, strategy, backup_dir, verbose=verbose)
+        fit_pairs(decoder, features, images, settings, strategy, backup_dir, verbose=verbose)
 
     path, cached = cache_lib.load_or_train("decoders", fields, decoder, train, cache)
     return decoder, path, cached, queried[0] if queried else 0
-
-
-def _no_scope():
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def invert(decoder, features, batch_size=256):
