@@ -12,6 +12,9 @@ from mia_tf.errors import UsageError
 from mia_tf.report import format_table, metrics_table
 
 
+BLACKBOX_ATTACKS = ("inverse", "shadow", "hybrid")
+
+
 class Cli:
     """mia_tf: how much of a private input leaks from a split neural network.
 
@@ -134,12 +137,13 @@ class Cli:
 
     def blackbox(self, layer, dataset="mnist", model=None, data="dist", attack="inverse", queries=None,
                  preset="paper", epochs=None, images=None, oracle=None, out=None, logdir=None, data_dir=None,
-                 cache_dir=None, strategy="default", features=None):
+                 cache_dir=None, strategy="default", features=None, seed=0):
         """Black-box attack: rebuild the victims' images knowing only answers to queries of the head.
 
-        The attacker queries the head (the device half) with its own images, trains an inverse
-        network g on the pairs (f1(x), x), and reconstructs each victim as g(v) (He et al.,
-        Algorithm 2). Trained decoders are cached and reused; training resumes after a kill.
+        The attacker queries the head (the device half) with its own images, once each, and
+        learns from the pairs (f1(x), x): an inverse network g (He et al., Algorithm 2), a shadow
+        head for rMLE (Table 8), or both. Trained models are cached and reused; training resumes
+        after a kill; --epochs overrides the decoder's and the shadow's epochs alike.
 
         Args:
           layer: split layer, e.g. relu2 (MNIST) or relu22 (CIFAR-10).
@@ -148,7 +152,9 @@ class Cli:
           data: the attacker's images: same (the target's training set), dist (test images
             1000-9999: same distribution, disjoint from training set and victims) or noise
             (standard Gaussian in normalised space).
-          attack: inverse (the inverse network). The shadow-model and hybrid attacks are not built yet.
+          attack: inverse (the inverse network g(v)), shadow (fit a shadow head of the head's
+            structure to the query pairs, then the authors' rMLE through it: the paper's Table 8) or
+            hybrid (rMLE through the shadow, started from the inverse network's guess).
           queries: query budget: how many of the attacker's images are sent to the head (default:
             all of them: 60,000 / 50,000 for same and noise, 9,000 for dist).
           preset: paper (the authors' tiny decoders, 50 epochs, Adam 1e-3 halved every 10) or best
@@ -165,55 +171,74 @@ class Cli:
             else ~/.cache/mia_tf).
           strategy: default, mirrored or multiworker (tf.distribute, as for `train`).
           features: attack the features in an intercept log of `python -m mia_tf serve`.
+          seed: random seed for the decoder's and the shadow's initial weights and batch order.
         """
         import time
 
+        import keras
+
         from mia_tf import experiment
-        from mia_tf.attacks import inverse_network
+        from mia_tf.attacks import inverse_network, shadow_model, whitebox
         from mia_tf.attacks.oracle import QueryOracle
         from mia_tf.train import make_strategy
 
-        if attack != "inverse":
-            raise UsageError(f"unknown or unavailable attack {attack!r}: use inverse (shadow and hybrid are not built yet)")
+        if attack not in BLACKBOX_ATTACKS:
+            raise UsageError(f"unknown attack {attack!r}: use one of {', '.join(BLACKBOX_ATTACKS)}")
         if data not in data_lib.ATTACKER_SETS:
             raise UsageError(f"unknown attacker data {data!r}: use one of {', '.join(data_lib.ATTACKER_SETS)}")
-        settings = inverse_network.preset(preset)
+        decoder_settings, shadow_settings = inverse_network.preset(preset), shadow_model.ShadowSettings()
         if epochs is not None:
             if not isinstance(epochs, int) or epochs < 1:
                 raise UsageError(f"epochs must be a positive whole number, got {epochs!r}")
-            settings = dataclasses.replace(settings, epochs=epochs)
-        if queries is not None and (not isinstance(queries, int) or queries < 1):
-            raise UsageError(f"--queries must be a positive whole number, got {queries!r}")
+            decoder_settings = dataclasses.replace(decoder_settings, epochs=epochs)
+            shadow_settings = dataclasses.replace(shadow_settings, epochs=epochs)
+        if queries is not None and (not isinstance(queries, int) or queries < decoder_settings.batch_size):
+            raise UsageError(f"--queries must be a whole number of at least one training batch "
+                             f"({decoder_settings.batch_size}), got {queries!r}")
         target = experiment.prepare(dataset, model, layer, images, features)
+        keras.utils.set_random_seed(seed)
+        batch = min(256, queries or 256)
         if oracle is None:
-            source = QueryOracle.from_keras(target.head, budget=queries, batch_size=min(256, queries or 256))
+            source = QueryOracle.from_keras(target.head, budget=queries, batch_size=batch)
             source_sha = models_lib.weights_sha256(target.model)
         else:
             from mia_tf.io import sha256_file
 
-            source = QueryOracle.from_tflite(oracle, budget=queries, batch_size=min(256, queries or 256))
+            source = QueryOracle.from_tflite(oracle, budget=queries, batch_size=batch)
             source_sha = sha256_file(oracle)
         source.check_layer(target.head.output.shape[1:], layer)
+        common = dict(queries=queries, data_dir=data_dir, cache=cache_dir, strategy=make_strategy(strategy),
+                      verbose=1 if sys.stderr.isatty() else 0)
+        observed = target.features()
+        record = {"attack": "blackbox", "method": attack, "preset": preset, "attacker_data": data, "queries": queries,
+                  "oracle": source.label, "seed": seed}
         started = time.time()
-        decoder, path, cached, queried = inverse_network.trained_decoder(
-            source, source_sha, target.dataset, layer, data, settings, queries, data_dir, cache_dir,
-            make_strategy(strategy), verbose=1 if sys.stderr.isatty() else 0)
-        training_seconds = time.time() - started
-        print(f"decoder {'loaded from' if cached else f'trained on {queried} queries ({data}), saved to'} {path}",
-              file=sys.stderr)
-        reconstructions = inverse_network.invert(decoder, target.features())
+        guess = None
+        if attack in ("inverse", "hybrid"):
+            decoder, path, cached = inverse_network.trained_decoder(
+                source, source_sha, target.dataset, layer, data, decoder_settings, **common)
+            record.update(decoder=dataclasses.asdict(decoder_settings), decoder_cache=path, decoder_from_cache=cached)
+            print(f"decoder {'loaded from' if cached else 'trained on ' + data + ', saved to'} {path}", file=sys.stderr)
+            guess = inverse_network.invert(decoder, observed)
+        reconstructions = guess
+        if attack in ("shadow", "hybrid"):
+            shadow, path, cached = shadow_model.trained_shadow(
+                source, target.head, source_sha, target.dataset, layer, data, shadow_settings, **common)
+            record.update(shadow=dataclasses.asdict(shadow_settings), shadow_cache=path, shadow_from_cache=cached)
+            print(f"shadow {'loaded from' if cached else 'trained on ' + data + ', saved to'} {path}", file=sys.stderr)
+            # shadow: the authors' rMLE from zeros; hybrid: refine the decoder's guess (best preset's refinement)
+            settings = whitebox.preset("paper", target.dataset, layer) if attack == "shadow" else \
+                whitebox.preset("best", target.dataset, layer, prior="decoder")
+            reconstructions = whitebox.whitebox_attack(shadow, observed, settings, init=guess,
+                                                       pixel_range=data_lib.pixel_range(target.dataset)).reconstruction
+            record["rmle"] = dataclasses.asdict(settings)
+        record.update(queries_made_this_run=source.queries, seconds=round(time.time() - started, 1))
         out = out or experiment.default_out("blackbox", target, f"{attack}_{data}_{preset}")
-        record = experiment.write_results(out, target, reconstructions, {
-            "attack": "blackbox", "method": attack, "preset": preset, "attacker_data": data,
-            "queries": queries, "queries_made_this_run": source.queries, "oracle": source.label,
-            "decoder": dataclasses.asdict(settings), "decoder_cache": path, "from_cache": cached,
-            "seconds": round(training_seconds, 1),
-        })
-        board = experiment.TensorBoardLog(logdir)
-        board.images(None if target.images is None else target.images / 255.0,
-                     data_lib.denormalize(reconstructions, target.dataset))
+        record = experiment.write_results(out, target, reconstructions, record)
+        experiment.TensorBoardLog(logdir).images(None if target.images is None else target.images / 255.0,
+                                                 data_lib.denormalize(reconstructions, target.dataset))
         print(f"black-box {attack} ({preset}, {data} data, {queries or 'all'} queries) on {target.model_label} at "
-              f"{layer}, {len(reconstructions)} victims; wrote {out}")
+              f"{layer}, {len(reconstructions)} victims, {record['seconds']} s; wrote {out}")
         print(metrics_table(record["summary"]) if "summary" in record else
               "no originals given (--images): reconstructions written, not scored")
 

@@ -13,15 +13,15 @@ def test_inverse_network_learns_from_queries_and_is_reused(tmp_path, data_dir):
     args = ("--layer", "conv1", "--data", "dist", "--queries", "2048", "--epochs", "3")
     first = _blackbox(tmp_path, data_dir, *args, "--out", str(tmp_path / "first"))
     assert first.returncode == 0, first.stderr
-    assert "trained on 2048 queries (dist)" in first.stderr
+    assert "decoder trained on dist" in first.stderr
     record = json.load(open(tmp_path / "first" / "metrics.json"))
     assert record["attack"] == "blackbox" and record["attacker_data"] == "dist"
-    assert record["queries_made_this_run"] == 2048 and not record["from_cache"]
+    assert record["queries_made_this_run"] == 2048 and not record["decoder_from_cache"]
     assert record["summary"]["psnr"]["mean"] > 12.0  # the mean digit alone scores about 9 dB
     second = _blackbox(tmp_path, data_dir, *args, "--out", str(tmp_path / "second"))
     assert second.returncode == 0 and "loaded from" in second.stderr
     again = json.load(open(tmp_path / "second" / "metrics.json"))
-    assert again["queries_made_this_run"] == 0 and again["from_cache"]
+    assert again["queries_made_this_run"] == 0 and again["decoder_from_cache"]
     assert again["summary"]["psnr"]["mean"] == record["summary"]["psnr"]["mean"]
 
 
@@ -39,10 +39,25 @@ def test_a_tflite_oracle_answers_the_queries_and_must_fit_the_layer(tmp_path, da
 
 
 def test_bad_budgets_and_settings_are_refused_before_work(tmp_path, data_dir):
-    for args, message in [(("--queries", "16"), "smaller than one training batch of 32"),
+    for args, message in [(("--queries", "16"), "at least one training batch (32)"),
                           (("--data", "web"), "unknown attacker data 'web'"),
-                          (("--attack", "shadow"), "shadow and hybrid are not built yet"),
+                          (("--attack", "gan"), "unknown attack 'gan'"),
                           (("--preset", "fast"), "unknown preset 'fast'")]:
         result = _blackbox(tmp_path, data_dir, "--layer", "conv1", *args)
         assert result.returncode == 2 and message in result.stderr, result.stderr
     assert not (tmp_path / "cache").exists()
+
+
+def test_shadow_and_hybrid_share_the_queries_and_rebuild_the_digits(tmp_path, data_dir):
+    args = ("--layer", "relu2", "--data", "dist", "--queries", "4096", "--epochs", "5")
+    shadow = _blackbox(tmp_path, data_dir, *args, "--attack", "shadow", "--out", str(tmp_path / "shadow"))
+    assert shadow.returncode == 0, shadow.stderr
+    record = json.load(open(tmp_path / "shadow" / "metrics.json"))
+    assert record["queries_made_this_run"] == 4096 and record["rmle"]["steps"] == 5000
+    assert record["summary"]["psnr"]["mean"] > 12.0  # rMLE through a shadow fitted to 4,096 answers
+    hybrid = _blackbox(tmp_path, data_dir, *args, "--attack", "hybrid", "--out", str(tmp_path / "hybrid"))
+    assert hybrid.returncode == 0, hybrid.stderr
+    record = json.load(open(tmp_path / "hybrid" / "metrics.json"))
+    assert record["queries_made_this_run"] == 0  # the shadow's answers were kept and reused
+    assert record["shadow_from_cache"] and not record["decoder_from_cache"]
+    assert record["summary"]["psnr"]["mean"] > 12.0

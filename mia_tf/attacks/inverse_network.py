@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from mia_tf.attacks.query_pairs import collect_answers, fit_pairs, strategy_scope
+from mia_tf.attacks.query_pairs import attacker_pairs, fit_pairs, strategy_scope
 from mia_tf.errors import UsageError
 
 
@@ -132,7 +132,7 @@ def trained_decoder(oracle, source_sha256, dataset, layer, attacker_data, settin
       attacker_data: same, dist or noise (`mia_tf.data.attacker_set`).
       queries: how many of the attacker's images to query (None: all of them).
     Returns:
-      (decoder, cache path, whether it came from the cache, images queried).
+      (decoder, cache path, whether it came from the cache).
     """
     from mia_tf import data as data_lib
     from mia_tf.attacks import cache as cache_lib
@@ -145,17 +145,14 @@ def trained_decoder(oracle, source_sha256, dataset, layer, attacker_data, settin
               "queries": queries, "decoder": dataclasses.asdict(settings)}
     with strategy_scope(strategy):
         decoder = make_decoder(settings, spec.name, layer, oracle.feature_shape, spec.image_shape)
-    queried = []
 
     def train(backup_dir):
-        images, _ = data_lib.attacker_set(spec.name, attacker_data, data_dir, limit=queries)
-        pairs_fields = {k: fields[k] for k in ("source", "dataset", "layer", "data", "queries")}
-        features = collect_answers(oracle, images, cache_lib.entry_path("pairs", pairs_fields, cache, suffix=".npy"))
-        queried.append(len(images))
+        images, features, _ = attacker_pairs(oracle, source_sha256, spec.name, layer, attacker_data, queries,
+                                             data_dir, cache)
         fit_pairs(decoder, features, images, settings, strategy, backup_dir, verbose=verbose)
 
     path, cached = cache_lib.load_or_train("decoders", fields, decoder, train, cache)
-    return decoder, path, cached, queried[0] if queried else 0
+    return decoder, path, cached
 
 
 def invert(decoder, features, batch_size=256):

@@ -22,7 +22,6 @@ def prior_decoder(head, dataset, layer, model_sha256, data_dir=None, attacker_da
 
     Returns (decoder, cache path, whether it was loaded from the cache).
     """
-    decoder, path, cached, _ = inverse_network.trained_decoder(
+    return inverse_network.trained_decoder(
         QueryOracle.from_keras(head), model_sha256, dataset, layer, attacker_data, settings, queries=limit,
         data_dir=data_dir, cache=cache, verbose=verbose)
-    return decoder, path, cached

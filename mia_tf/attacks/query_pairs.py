@@ -96,3 +96,20 @@ def fit_pairs(model, inputs, targets, settings, strategy=None, backup_dir=None, 
                         verbose=verbose, shuffle=False, callbacks=[*extra, keras.callbacks.LearningRateScheduler(halving),
                                                                    *callbacks])
     return history.history
+
+
+def attacker_pairs(oracle, source_sha256, dataset, layer, attacker_data, queries=None, data_dir=None, cache=None):
+    """(attacker images, the oracle's answers) for an attack, the answers kept in the cache.
+
+    The answers file is keyed by what answers (`source_sha256`), the split, the attacker data and
+    the query count, so the inverse network and the shadow model of one split share one set of
+    queries. Returns (images, answers, queries made now).
+    """
+    from mia_tf import data as data_lib
+    from mia_tf.attacks import cache as cache_lib
+
+    images, _ = data_lib.attacker_set(dataset, attacker_data, data_dir, limit=queries)
+    fields = {"source": source_sha256, "dataset": dataset, "layer": layer, "data": attacker_data, "queries": queries}
+    before = oracle.queries
+    answers = collect_answers(oracle, images, cache_lib.entry_path("pairs", fields, cache, suffix=".npy"))
+    return images, answers, oracle.queries - before

@@ -1,0 +1,57 @@
+"""Black-box shadow-model reconstruction (the paper's Table 8) and the hybrid attack.
+
+The black-box attacker can query the head but not read its weights. Knowing the head's
+structure (a published architecture), it trains a shadow head f1' with that structure on the
+query pairs (x, f1(x)), MSE as for the inverse network, then runs white-box rMLE through f1'
+against the intercepted features v (`whitebox.whitebox_attack` with the shadow as the head).
+
+The hybrid starts that rMLE from the inverse network's guess g(v) instead of zeros: the decoder
+gives the coarse picture, rMLE through the shadow sharpens what the shadow models well. Both
+share one set of queries (`query_pairs.attacker_pairs`).
+"""
+
+import dataclasses
+
+from mia_tf.attacks import cache as cache_lib
+from mia_tf.attacks.query_pairs import attacker_pairs, fit_pairs, strategy_scope
+
+
+@dataclasses.dataclass(frozen=True)
+class ShadowSettings:
+    """How the shadow head is fitted to the query pairs (the authors' training schedule)."""
+
+    epochs: int = 50
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    halve_every: int = 10
+
+
+def shadow_structure(head):
+    """A fresh, untrained model with the head's structure (layers, shapes), new random weights."""
+    import keras
+
+    return keras.models.clone_model(head)
+
+
+def trained_shadow(oracle, head, source_sha256, dataset, layer, attacker_data, settings=ShadowSettings(),
+                   queries=None, data_dir=None, cache=None, strategy=None, verbose=0):
+    """A shadow of `head`'s structure fitted to the oracle's answers, or loaded from the cache.
+
+    Args:
+      head: supplies the structure only; its weights are never read.
+    Returns:
+      (shadow, cache path, whether it came from the cache).
+    """
+    fields = {"source": source_sha256, "dataset": dataset, "layer": layer, "data": attacker_data,
+              "queries": queries, "shadow": dataclasses.asdict(settings),
+              "structure": [type(l).__name__ for l in head.layers]}
+    with strategy_scope(strategy):
+        shadow = shadow_structure(head)
+
+    def train(backup_dir):
+        images, answers, _ = attacker_pairs(oracle, source_sha256, dataset, layer, attacker_data, queries,
+                                            data_dir, cache)
+        fit_pairs(shadow, images, answers, settings, strategy, backup_dir, verbose=verbose)
+
+    path, cached = cache_lib.load_or_train("shadows", fields, shadow, train, cache)
+    return shadow, path, cached
