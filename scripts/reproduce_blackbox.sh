@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Reproduce the paper's Tables 4 and 8 (black-box) for both data sets, and the query-count study:
+# results/blackbox/<run>/metrics.json and the summary results/blackbox.md.
+# Usage: bash scripts/reproduce_blackbox.sh [mnist|cifar10 ...]   (default: both; data from
+# $MIA_TF_DATA_DIR, default ../shared/data). Victims: test images 0-999. Runs already done are
+# skipped, and trained decoders and shadows come from the cache, so a killed run resumes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${MIA_TF_DATA_DIR:-../shared/data}
+OUT=results/blackbox
+run() {  # run NAME ARGS...: one cell, unless its metrics.json exists
+  local name=$1; shift
+  [ -f "$OUT/$name/metrics.json" ] && return 0
+  python -m mia_tf blackbox --data-dir "$DATA" --images 0-999 --out "$OUT/$name" "$@"
+}
+declare -A LAYERS=([mnist]="conv1 relu2" [cifar10]="conv11 relu22 relu32")
+for dataset in "${@:-mnist cifar10}"; do
+  for layer in ${LAYERS[$dataset]}; do
+    for data in same dist noise; do  # Table 4: inverse network, three attacker data sets
+      for preset in paper best; do
+        run "${dataset}_${layer}_inverse_${data}_${preset}" --dataset "$dataset" --layer "$layer" --data "$data" --preset "$preset"
+      done
+    done
+    run "${dataset}_${layer}_shadow_same_paper" --dataset "$dataset" --layer "$layer" --data same --attack shadow  # Table 8
+    run "${dataset}_${layer}_hybrid_dist_best" --dataset "$dataset" --layer "$layer" --data dist --attack hybrid --preset best
+    for queries in 1000 10000; do  # quality against the number of queries
+      run "${dataset}_${layer}_inverse_dist_best_q${queries}" --dataset "$dataset" --layer "$layer" --data dist --preset best --queries "$queries"
+    done
+  done
+done
+python scripts/collect_results.py "$OUT" --out results/blackbox.md
