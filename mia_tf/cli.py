@@ -12,9 +12,6 @@ from mia_tf.errors import UsageError
 from mia_tf.report import format_table, metrics_table
 
 
-BLACKBOX_ATTACKS = ("inverse", "shadow", "hybrid")
-
-
 class Cli:
     """mia_tf: how much of a private input leaks from a split neural network.
 
@@ -173,28 +170,14 @@ class Cli:
           features: attack the features in an intercept log of `python -m mia_tf serve`.
           seed: random seed for the decoder's and the shadow's initial weights and batch order.
         """
-        import time
-
         import keras
 
         from mia_tf import experiment
-        from mia_tf.attacks import inverse_network, shadow_model, whitebox
+        from mia_tf.attacks.blackbox import BlackboxSettings, blackbox_attack
         from mia_tf.attacks.oracle import QueryOracle
         from mia_tf.train import make_strategy
 
-        if attack not in BLACKBOX_ATTACKS:
-            raise UsageError(f"unknown attack {attack!r}: use one of {', '.join(BLACKBOX_ATTACKS)}")
-        if data not in data_lib.ATTACKER_SETS:
-            raise UsageError(f"unknown attacker data {data!r}: use one of {', '.join(data_lib.ATTACKER_SETS)}")
-        decoder_settings, shadow_settings = inverse_network.preset(preset), shadow_model.ShadowSettings()
-        if epochs is not None:
-            if not isinstance(epochs, int) or epochs < 1:
-                raise UsageError(f"epochs must be a positive whole number, got {epochs!r}")
-            decoder_settings = dataclasses.replace(decoder_settings, epochs=epochs)
-            shadow_settings = dataclasses.replace(shadow_settings, epochs=epochs)
-        if queries is not None and (not isinstance(queries, int) or queries < decoder_settings.batch_size):
-            raise UsageError(f"--queries must be a whole number of at least one training batch "
-                             f"({decoder_settings.batch_size}), got {queries!r}")
+        settings = BlackboxSettings(attack, preset, data, queries, epochs).validate()
         target = experiment.prepare(dataset, model, layer, images, features)
         keras.utils.set_random_seed(seed)
         batch = min(256, queries or 256)
@@ -206,39 +189,16 @@ class Cli:
 
             source = QueryOracle.from_tflite(oracle, budget=queries, batch_size=batch)
             source_sha = sha256_file(oracle)
-        source.check_layer(target.head.output.shape[1:], layer)
-        common = dict(queries=queries, data_dir=data_dir, cache=cache_dir, strategy=make_strategy(strategy),
-                      verbose=1 if sys.stderr.isatty() else 0)
-        observed = target.features()
-        record = {"attack": "blackbox", "method": attack, "preset": preset, "attacker_data": data, "queries": queries,
-                  "oracle": source.label, "seed": seed}
-        started = time.time()
-        guess = None
-        if attack in ("inverse", "hybrid"):
-            decoder, path, cached = inverse_network.trained_decoder(
-                source, source_sha, target.dataset, layer, data, decoder_settings, **common)
-            record.update(decoder=dataclasses.asdict(decoder_settings), decoder_cache=path, decoder_from_cache=cached)
-            print(f"decoder {'loaded from' if cached else 'trained on ' + data + ', saved to'} {path}", file=sys.stderr)
-            guess = inverse_network.invert(decoder, observed)
-        reconstructions = guess
-        if attack in ("shadow", "hybrid"):
-            shadow, path, cached = shadow_model.trained_shadow(
-                source, target.head, source_sha, target.dataset, layer, data, shadow_settings, **common)
-            record.update(shadow=dataclasses.asdict(shadow_settings), shadow_cache=path, shadow_from_cache=cached)
-            print(f"shadow {'loaded from' if cached else 'trained on ' + data + ', saved to'} {path}", file=sys.stderr)
-            # shadow: the authors' rMLE from zeros; hybrid: refine the decoder's guess (best preset's refinement)
-            settings = whitebox.preset("paper", target.dataset, layer) if attack == "shadow" else \
-                whitebox.preset("best", target.dataset, layer, prior="decoder")
-            reconstructions = whitebox.whitebox_attack(shadow, observed, settings, init=guess,
-                                                       pixel_range=data_lib.pixel_range(target.dataset)).reconstruction
-            record["rmle"] = dataclasses.asdict(settings)
-        record.update(queries_made_this_run=source.queries, seconds=round(time.time() - started, 1))
+        result = blackbox_attack(source, source_sha, target.head, target.features(), target.dataset, layer, settings,
+                                 data_dir, cache_dir, make_strategy(strategy), verbose=1 if sys.stderr.isatty() else 0,
+                                 log=lambda line: print(line, file=sys.stderr))
         out = out or experiment.default_out("blackbox", target, f"{attack}_{data}_{preset}")
-        record = experiment.write_results(out, target, reconstructions, record)
+        record = experiment.write_results(out, target, result.reconstruction,
+                                          {**result.record, "seed": seed, "seconds": round(result.seconds, 1)})
         experiment.TensorBoardLog(logdir).images(None if target.images is None else target.images / 255.0,
-                                                 data_lib.denormalize(reconstructions, target.dataset))
+                                                 data_lib.denormalize(result.reconstruction, target.dataset))
         print(f"black-box {attack} ({preset}, {data} data, {queries or 'all'} queries) on {target.model_label} at "
-              f"{layer}, {len(reconstructions)} victims, {record['seconds']} s; wrote {out}")
+              f"{layer}, {len(result.reconstruction)} victims, {record['seconds']} s; wrote {out}")
         print(metrics_table(record["summary"]) if "summary" in record else
               "no originals given (--images): reconstructions written, not scored")
 

@@ -1,0 +1,105 @@
+"""The black-box attacks in one entry point: inverse network, shadow model, or both (hybrid).
+
+    result = blackbox_attack(oracle, source_sha256, head_structure, features, "mnist", "relu2",
+                             BlackboxSettings(attack="hybrid", data="dist", queries=10_000))
+
+- inverse (He et al., Algorithm 2; `inverse_network.py`): x0 = g(v), g trained on query pairs;
+- shadow (the paper's Table 8; `shadow_model.py`): rMLE with the authors' settings through a
+  shadow head fitted to the query pairs;
+- hybrid: rMLE through the shadow started from g(v) (the white-box `best` refinement settings).
+
+All three learn from one set of queries, kept in the cache, and reuse cached models.
+"""
+
+import dataclasses
+import time
+
+import numpy as np
+
+from mia_tf import data as data_lib
+from mia_tf.attacks import inverse_network, shadow_model, whitebox
+from mia_tf.errors import UsageError
+
+ATTACKS = ("inverse", "shadow", "hybrid")
+
+
+@dataclasses.dataclass(frozen=True)
+class BlackboxSettings:
+    attack: str = "inverse"
+    preset: str = "paper"  # the decoder's: paper (the authors') or best (any feature shape)
+    data: str = "dist"  # the attacker's images: same, dist or noise
+    queries: int = None  # images sent to the oracle; None: the whole attacker set
+    epochs: int = None  # overrides the decoder's and the shadow's epochs
+
+    def validate(self):
+        if self.attack not in ATTACKS:
+            raise UsageError(f"unknown attack {self.attack!r}: use one of {', '.join(ATTACKS)}")
+        if self.data not in data_lib.ATTACKER_SETS:
+            raise UsageError(f"unknown attacker data {self.data!r}: use one of {', '.join(data_lib.ATTACKER_SETS)}")
+        decoder = self.decoder_settings()
+        if self.queries is not None and (not isinstance(self.queries, int) or self.queries < decoder.batch_size):
+            raise UsageError(f"--queries must be a whole number of at least one training batch "
+                             f"({decoder.batch_size}), got {self.queries!r}")
+        return self
+
+    def decoder_settings(self):
+        settings = inverse_network.preset(self.preset)
+        return settings if self.epochs is None else dataclasses.replace(settings, epochs=self._epochs())
+
+    def shadow_settings(self):
+        settings = shadow_model.ShadowSettings()
+        return settings if self.epochs is None else dataclasses.replace(settings, epochs=self._epochs())
+
+    def _epochs(self):
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise UsageError(f"epochs must be a positive whole number, got {self.epochs!r}")
+        return self.epochs
+
+
+@dataclasses.dataclass
+class BlackboxResult:
+    reconstruction: np.ndarray  # normalised space
+    record: dict  # what was trained or loaded, from where, and the settings (for metrics.json)
+    seconds: float  # training (unless cached) plus reconstruction
+
+
+def blackbox_attack(oracle, source_sha256, head_structure, features, dataset, layer, settings=BlackboxSettings(),
+                    data_dir=None, cache=None, strategy=None, verbose=0, log=print):
+    """Reconstruct the inputs behind `features` with only query access (`oracle`) to the head.
+
+    Args:
+      oracle: `oracle.QueryOracle`; its budget must allow `settings.queries`.
+      source_sha256: identifies what answers the oracle (model weights hash or `.tflite` SHA-256).
+      head_structure: a Keras model with the head's structure (the shadow copies it; its weights
+        are never read). Only the shadow and hybrid attacks use it.
+      features: the intercepted features, (N, *feature shape).
+      log: called with one line per trained or loaded model.
+    """
+    settings.validate()
+    oracle.check_layer(head_structure.output.shape[1:], layer)
+    common = dict(queries=settings.queries, data_dir=data_dir, cache=cache, strategy=strategy, verbose=verbose)
+    record = {"attack": "blackbox", "method": settings.attack, "preset": settings.preset, "attacker_data": settings.data,
+              "queries": settings.queries, "epochs": settings.epochs, "oracle": oracle.label}
+    started = time.time()
+    guess = None
+    if settings.attack in ("inverse", "hybrid"):
+        decoder_settings = settings.decoder_settings()
+        decoder, path, cached = inverse_network.trained_decoder(
+            oracle, source_sha256, dataset, layer, settings.data, decoder_settings, **common)
+        record.update(decoder=dataclasses.asdict(decoder_settings), decoder_cache=path, decoder_from_cache=cached)
+        log(f"decoder {'loaded from' if cached else 'trained on ' + settings.data + ', saved to'} {path}")
+        guess = inverse_network.invert(decoder, features)
+    reconstruction = guess
+    if settings.attack in ("shadow", "hybrid"):
+        shadow_settings = settings.shadow_settings()
+        shadow, path, cached = shadow_model.trained_shadow(
+            oracle, head_structure, source_sha256, dataset, layer, settings.data, shadow_settings, **common)
+        record.update(shadow=dataclasses.asdict(shadow_settings), shadow_cache=path, shadow_from_cache=cached)
+        log(f"shadow {'loaded from' if cached else 'trained on ' + settings.data + ', saved to'} {path}")
+        rmle = whitebox.preset("paper", dataset, layer) if settings.attack == "shadow" else \
+            whitebox.preset("best", dataset, layer, prior="decoder")
+        reconstruction = whitebox.whitebox_attack(shadow, features, rmle, init=guess,
+                                                  pixel_range=data_lib.pixel_range(dataset)).reconstruction
+        record["rmle"] = dataclasses.asdict(rmle)
+    record["queries_made_this_run"] = oracle.queries
+    return BlackboxResult(reconstruction, record, time.time() - started)
