@@ -64,11 +64,13 @@ def pair_batches(inputs, targets, batch_size, seed):
     return dataset.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size))).prefetch(2)
 
 
-def fit_pairs(model, inputs, targets, settings, strategy=None, backup_dir=None, seed=0, verbose=0, callbacks=()):
-    """Train `model` so that model(inputs) ~ targets, MSE, Adam (the authors' epsilon and amsgrad)
-    with the learning rate halved every `settings.halve_every` epochs.
+def fit_pairs(model, inputs, targets, settings, strategy=None, backup_dir=None, seed=0, verbose=0, callbacks=(),
+              loss="mse"):
+    """Train `model` so that model(inputs) ~ targets (MSE unless `loss` says otherwise), Adam (the
+    authors' epsilon and amsgrad) with the learning rate halved every `settings.halve_every` epochs.
 
-    A decoder learns features -> images, a shadow head images -> features.
+    A decoder learns features -> images, a shadow head images -> features, a query-free shadow
+    (through the frozen tail) images -> labels with cross-entropy.
 
     Args:
       model: built under `strategy.scope()` when a strategy is given.
@@ -86,7 +88,7 @@ def fit_pairs(model, inputs, targets, settings, strategy=None, backup_dir=None, 
         raise UsageError(f"{len(inputs)} inputs but {len(targets)} targets: pairs must match")
     with strategy_scope(strategy):
         model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate, epsilon=1e-3, amsgrad=True),
-                        loss="mse")
+                        loss=loss)
 
     def halving(epoch, _lr=None):
         return settings.learning_rate * 0.5 ** (epoch // settings.halve_every)

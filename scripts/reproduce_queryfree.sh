@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Reproduce the paper's Table 6 (query-free) for both data sets, plus the LeNet fc splits:
+# results/queryfree/<run>/metrics.json and the summary results/queryfree.md.
+# Usage: bash scripts/reproduce_queryfree.sh [mnist|cifar10 ...]   (default: both; data from
+# $MIA_TF_DATA_DIR, default ../shared/data). Victims: test images 0-999. Runs already done are
+# skipped and trained shadows come from the cache, so a killed run resumes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${MIA_TF_DATA_DIR:-../shared/data}
+OUT=results/queryfree
+declare -A LAYERS=([mnist]="conv1 relu2 fc1 fc2" [cifar10]="conv11 relu22 relu32")
+for dataset in "${@:-mnist cifar10}"; do
+  for layer in ${LAYERS[$dataset]}; do
+    for data in same dist; do
+      for net in same diff; do
+        name="${dataset}_${layer}_${data}_${net}"
+        [ -f "$OUT/$name/metrics.json" ] && continue
+        python -m mia_tf queryfree --dataset "$dataset" --layer "$layer" --data "$data" --net "$net" \
+          --data-dir "$DATA" --images 0-999 --out "$OUT/$name"
+      done
+    done
+  done
+done
+python scripts/collect_results.py "$OUT" --out results/queryfree.md

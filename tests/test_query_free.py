@@ -1,0 +1,68 @@
+"""The query-free attack: shadow structures, training through the frozen tail, bad input."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import mia_tf
+from conftest import mia_tf as run_cli
+from mia_tf.attacks import query_free
+from mia_tf.errors import UsageError
+
+
+@pytest.mark.parametrize("dataset,layer,expected_convs", [("mnist", "conv1", 2), ("mnist", "relu2", 4),
+                                                          ("cifar10", "conv11", 2), ("cifar10", "relu22", 2),
+                                                          ("cifar10", "relu32", 3)])
+def test_the_papers_different_structures_fit_the_tail(dataset, layer, expected_convs):
+    head, _ = mia_tf.split(mia_tf.models.ZOO[mia_tf.models.DEFAULT_MODEL[dataset]].build(), layer)
+    shadow = query_free.shadow_head(head, "diff", dataset, layer)
+    assert tuple(shadow.output.shape) == tuple(head.output.shape)
+    assert sum(isinstance(l, keras.layers.Conv2D) for l in shadow.layers) == expected_convs
+
+
+def test_a_different_structure_is_derived_for_heads_outside_the_zoo():
+    x = inputs = keras.Input((20, 20, 3))
+    x = keras.layers.Conv2D(12, 7, activation="relu")(x)  # 7x7 -> three 3x3
+    x = keras.layers.Conv2D(6, 3, padding="same")(x)  # 3x3 -> 3x3 to 6 + 1x1
+    head = keras.Model(inputs, keras.layers.AveragePooling2D(2)(x))
+    shadow = query_free.different_structure(head)
+    assert tuple(shadow.output.shape) == tuple(head.output.shape) == (None, 7, 7, 6)
+    kernels = [l.kernel_size[0] for l in shadow.layers if isinstance(l, keras.layers.Conv2D)]
+    assert kernels == [3, 3, 3, 3, 1]
+    branched_in = keras.Input((8, 8, 1))
+    branched = keras.Model(branched_in, keras.layers.Add()([keras.layers.Conv2D(1, 3, padding="same")(branched_in),
+                                                             branched_in]))
+    with pytest.raises(UsageError, match="chain of layers"):
+        query_free.different_structure(branched)
+
+
+def test_shadow_through_the_tail_then_rmle_via_the_cli(tmp_path, data_dir):
+    args = ("queryfree", "--layer", "relu2", "--data", "dist", "--net", "same", "--epochs", "2", "--limit", "4096",
+            "--data-dir", data_dir, "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "qf"))
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    record = json.load(open(tmp_path / "qf" / "metrics.json"))
+    assert record["attack"] == "queryfree" and record["net"] == "same" and record["rmle"]["steps"] == 500
+    assert record["summary"]["psnr"]["mean"] > 6.0 and not record["shadow_from_cache"]
+    again = run_cli(*args)
+    assert again.returncode == 0 and "loaded from" in again.stderr
+
+
+def test_bad_input_is_refused_before_training(tmp_path, data_dir):
+    for args, message in [(("--data", "noise"), "needs labelled images"), (("--net", "deep"), "unknown --net"),
+                          (("--epochs", "0"), "positive whole number")]:
+        result = run_cli("queryfree", "--layer", "relu2", "--data-dir", data_dir, *args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+    model = mia_tf.load_model("lenet_mnist")[0]
+    conv1_head, _ = mia_tf.split(model, "conv1")
+    _, relu2_tail = mia_tf.split(model, "relu2")
+    with pytest.raises(UsageError, match="different splits"):
+        query_free.trained_shadow(conv1_head, relu2_tail, "x", "mnist", "conv1", cache=str(tmp_path))
+    head, tail = mia_tf.split(model, "relu2")
+    five_classes = keras.Model(tail.input, keras.layers.Dense(5)(tail.output))
+    with pytest.raises(UsageError, match="tail has 5 classes"):
+        query_free.trained_shadow(head, five_classes, "y", "mnist", "relu2", data_dir=data_dir, cache=str(tmp_path),
+                                  settings=query_free.QueryFreeSettings(epochs=1, limit=64))
+    assert not np.any([p.suffix == ".h5" for p in tmp_path.rglob("*")])
