@@ -153,16 +153,24 @@ def accuracy(model, images, labels, dataset, batch_size=500):
 
 def train(dataset, out=None, epochs=None, batch_size=None, checkpoint_dir=None,
           strategy="default", data_dir=None, limit=None, validation_freq=5, seed=0, verbose=1,
-          callbacks=()):
+          callbacks=(), init_weights=None, learning_rate=None):
     """Train the zoo model for `dataset`; returns the report dict also written beside the weights.
 
     `callbacks` (Keras callbacks, for example TensorBoard) run after the built-in ones, so they
-    see each epoch's checkpoint already written.
+    see each epoch's checkpoint already written. `init_weights` (a .weights.h5 of the same model)
+    starts from trained weights instead of random ones: a warm restart of the cosine schedule,
+    from `learning_rate` (default the recipe's) down to zero over `epochs`.
     """
     import keras
 
     spec = data_lib.spec(dataset)
     recipe = RECIPES[spec.name]
+    if learning_rate is not None:
+        if not learning_rate > 0:
+            raise UsageError(f"learning rate must be positive, got {learning_rate}")
+        recipe = dataclasses.replace(recipe, learning_rate=float(learning_rate))
+    if init_weights is not None and not os.path.exists(init_weights):
+        raise UsageError(f"--init-weights {init_weights} not found: give a .weights.h5 of the {spec.name} zoo model")
     epochs = epochs or recipe.epochs
     batch_size = batch_size or recipe.batch_size
     if epochs < 1 or batch_size < 1:
@@ -186,6 +194,12 @@ def train(dataset, out=None, epochs=None, batch_size=None, checkpoint_dir=None,
     test_ds = make_dataset(x_test, y_test, spec.name, 500)
     with dist.scope():
         model = models_lib.ZOO[zoo_name].build()
+        if init_weights is not None:
+            try:
+                model.load_weights(init_weights)
+            except (ValueError, OSError) as e:
+                raise UsageError(f"cannot start from {init_weights} ({str(e)[:200]}): it must hold weights of "
+                                 f"the {zoo_name} model") from None
         compile_for_training(model, recipe.learning_rate)
 
     os.makedirs(checkpoint_dir, exist_ok=True)
@@ -213,6 +227,8 @@ def train(dataset, out=None, epochs=None, batch_size=None, checkpoint_dir=None,
         "test_images": int(len(y_test)),
         "train_images": int(len(y_train)),
         "recipe": dataclasses.asdict(recipe) | {"epochs": epochs, "batch_size": batch_size},
+        "init_weights": None if init_weights is None else {"file": os.path.basename(init_weights),
+                                                            "sha256": sha256_file(init_weights)},
         "strategy": strategy,
         "replicas": int(dist.num_replicas_in_sync),
         "seconds_this_run": round(seconds, 1),

@@ -77,3 +77,16 @@ def test_unknown_strategy_is_a_usage_error():
 
     with pytest.raises(UsageError, match="default, mirrored, multiworker"):
         make_strategy("tpu")
+
+
+def test_warm_restart_starts_from_trained_weights(tmp_path, data_dir):
+    from mia_tf import models, train
+    from mia_tf.errors import UsageError
+
+    shipped = models.zoo_weights_path("lenet_mnist")
+    report = train.train("mnist", out=str(tmp_path / "m.weights.h5"), epochs=1, limit=64, learning_rate=1e-5,
+                         checkpoint_dir=str(tmp_path / "ckpt"), data_dir=data_dir, verbose=0, init_weights=shipped)
+    assert report["test_accuracy"] > 0.98  # 64 images at lr 1e-5 could never train LeNet from scratch
+    assert report["init_weights"]["file"] == "lenet_mnist.weights.h5"
+    with pytest.raises(UsageError, match="not found"):
+        train.train("mnist", init_weights=str(tmp_path / "none.weights.h5"), data_dir=data_dir)
