@@ -359,7 +359,8 @@ class Cli:
         serve_lib.run_forever(server)
 
     def train(self, dataset, epochs=None, batch_size=None, out=None, checkpoint_dir=None,
-              strategy="default", data_dir=None, limit=None, seed=0, init_weights=None, learning_rate=None):
+              strategy="default", data_dir=None, limit=None, seed=0, init_weights=None, learning_rate=None,
+              weight_decay=None, cutout=None):
         """Train the zoo's target model for a data set, resuming from its checkpoint if one exists.
 
         Args:
@@ -378,13 +379,16 @@ class Cli:
           init_weights: start from these trained weights (.weights.h5 of the same model) instead
             of random ones: a warm restart of the cosine schedule (use another --checkpoint-dir).
           learning_rate: the schedule's starting learning rate (default the recipe's, 1e-3).
+          weight_decay: decoupled weight decay of Adam (AdamW style; default the recipe's, 0).
+          cutout: side in pixels of a square of each training image set to the mean colour at a
+            random place (default the recipe's, 0 = off).
         """
         from mia_tf import train as train_lib
 
         report = train_lib.train(dataset, out=out, epochs=epochs, batch_size=batch_size,
                                  checkpoint_dir=checkpoint_dir, strategy=strategy,
                                  data_dir=data_dir, limit=limit, seed=seed, init_weights=init_weights,
-                                 learning_rate=learning_rate,
+                                 learning_rate=learning_rate, weight_decay=weight_decay, cutout=cutout,
                                  verbose=1 if sys.stdout.isatty() else 2)  # progress bar on a terminal only
         print(format_table(["dataset", "model", "test accuracy", "test images", "epoch seconds (all runs)"],
                            [[report["dataset"], report["model"], f"{100 * report['test_accuracy']:.2f} %",

@@ -35,6 +35,8 @@ class Recipe:
     rotation_degrees: float
     translation: float  # fraction of height and width
     zoom: float  # scale in 1 +- zoom
+    cutout: int = 0  # side in pixels of a square set to the mean colour at a random place; 0 = off
+    weight_decay: float = 0.0  # decoupled weight decay of Adam (AdamW style); 0 = off
 
 
 RECIPES = {
@@ -80,10 +82,28 @@ def make_augmenter(recipe, seed=0):
         steps.append(layers.RandomTranslation(recipe.translation, recipe.translation, seed=seed + 2))
     if recipe.zoom:
         steps.append(layers.RandomZoom((-recipe.zoom, recipe.zoom), seed=seed + 3))
+
     return keras.Sequential(steps, name="augment") if steps else None
 
 
-def make_dataset(images, labels, dataset, batch_size, augmenter=None, shuffle=False, seed=0):
+def cutout(x, size, seed=None):
+    """Set a size x size square at a random centre of each image (clipped at the border) to 0.
+
+    Applied to normalised images, 0 is the data set's mean colour (DeVries and Taylor 2017).
+    """
+    import tensorflow as tf
+
+    batch, height, width = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+    cy = tf.random.uniform([batch, 1, 1, 1], 0, height, dtype=tf.int32, seed=seed)
+    cx = tf.random.uniform([batch, 1, 1, 1], 0, width, dtype=tf.int32, seed=None if seed is None else seed + 1)
+    ys = tf.range(height)[None, :, None, None]
+    xs = tf.range(width)[None, None, :, None]
+    inside = (tf.abs(ys - cy) <= size // 2) & (tf.abs(xs - cx) <= size // 2)
+    inside &= (ys - cy < size - size // 2) & (xs - cx < size - size // 2)  # exactly `size` wide when not clipped
+    return tf.where(inside, tf.zeros_like(x), x)
+
+
+def make_dataset(images, labels, dataset, batch_size, augmenter=None, shuffle=False, seed=0, cutout_size=0):
     """tf.data pipeline: uint8 images -> (augmented) normalised float batches with int labels."""
     import tensorflow as tf
 
@@ -98,7 +118,8 @@ def make_dataset(images, labels, dataset, batch_size, augmenter=None, shuffle=Fa
         x = tf.cast(x, tf.float32) / 255.0
         if augmenter is not None:
             x = augmenter(x, training=True)
-        return (x - mean) / std, y
+        x = (x - mean) / std
+        return (cutout(x, cutout_size, seed) if cutout_size else x), y
 
     return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
@@ -135,14 +156,23 @@ def total_epoch_seconds(history_csv):
         return round(sum(float(row.get("epoch_seconds") or 0) for row in csv.DictReader(f)), 1)
 
 
-def compile_for_training(model, learning_rate):
+def compile_for_training(model, learning_rate, weight_decay=0.0):
     import keras
 
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate, epsilon=1e-3, amsgrad=True),
+        optimizer=keras.optimizers.Adam(learning_rate, epsilon=1e-3, amsgrad=True, weight_decay=weight_decay or None),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
+
+
+def save_model_weights(model, zoo_name, path):
+    """Write the model's weights alone: a compiled model's file would also hold the optimizer's
+    three moment tensors per weight (four times the size), which nobody loading a zoo model needs."""
+    bare = models_lib.ZOO[zoo_name].build()
+    bare.set_weights(model.get_weights())
+    with atomic_path(path) as tmp:
+        bare.save_weights(tmp)
 
 
 def accuracy(model, images, labels, dataset, batch_size=500):
@@ -153,13 +183,14 @@ def accuracy(model, images, labels, dataset, batch_size=500):
 
 def train(dataset, out=None, epochs=None, batch_size=None, checkpoint_dir=None,
           strategy="default", data_dir=None, limit=None, validation_freq=5, seed=0, verbose=1,
-          callbacks=(), init_weights=None, learning_rate=None):
+          callbacks=(), init_weights=None, learning_rate=None, weight_decay=None, cutout=None):
     """Train the zoo model for `dataset`; returns the report dict also written beside the weights.
 
     `callbacks` (Keras callbacks, for example TensorBoard) run after the built-in ones, so they
     see each epoch's checkpoint already written. `init_weights` (a .weights.h5 of the same model)
     starts from trained weights instead of random ones: a warm restart of the cosine schedule,
-    from `learning_rate` (default the recipe's) down to zero over `epochs`.
+    from `learning_rate` (default the recipe's) down to zero over `epochs`. `weight_decay` and
+    `cutout` override the recipe's regularisation.
     """
     import keras
 
@@ -169,6 +200,14 @@ def train(dataset, out=None, epochs=None, batch_size=None, checkpoint_dir=None,
         if not learning_rate > 0:
             raise UsageError(f"learning rate must be positive, got {learning_rate}")
         recipe = dataclasses.replace(recipe, learning_rate=float(learning_rate))
+    if weight_decay is not None:
+        if not 0 <= weight_decay < 1:
+            raise UsageError(f"weight decay must be in [0, 1), got {weight_decay}")
+        recipe = dataclasses.replace(recipe, weight_decay=float(weight_decay))
+    if cutout is not None:
+        if not isinstance(cutout, int) or not 0 <= cutout <= min(spec.image_shape[:2]):
+            raise UsageError(f"cutout must be a whole number of pixels from 0 to {min(spec.image_shape[:2])}, got {cutout!r}")
+        recipe = dataclasses.replace(recipe, cutout=cutout)
     if init_weights is not None and not os.path.exists(init_weights):
         raise UsageError(f"--init-weights {init_weights} not found: give a .weights.h5 of the {spec.name} zoo model")
     epochs = epochs or recipe.epochs
@@ -190,7 +229,7 @@ def train(dataset, out=None, epochs=None, batch_size=None, checkpoint_dir=None,
     dist = make_strategy(strategy)
     global_batch = batch_size * dist.num_replicas_in_sync
     train_ds = make_dataset(x_train, y_train, spec.name, global_batch, make_augmenter(recipe, seed),
-                            shuffle=True, seed=seed)
+                            shuffle=True, seed=seed, cutout_size=recipe.cutout)
     test_ds = make_dataset(x_test, y_test, spec.name, 500)
     with dist.scope():
         model = models_lib.ZOO[zoo_name].build()
@@ -200,7 +239,7 @@ def train(dataset, out=None, epochs=None, batch_size=None, checkpoint_dir=None,
             except (ValueError, OSError) as e:
                 raise UsageError(f"cannot start from {init_weights} ({str(e)[:200]}): it must hold weights of "
                                  f"the {zoo_name} model") from None
-        compile_for_training(model, recipe.learning_rate)
+        compile_for_training(model, recipe.learning_rate, recipe.weight_decay)
 
     os.makedirs(checkpoint_dir, exist_ok=True)
     history_csv = os.path.join(checkpoint_dir, "history.csv")
@@ -216,8 +255,7 @@ def train(dataset, out=None, epochs=None, batch_size=None, checkpoint_dir=None,
               callbacks=callbacks, verbose=verbose)
     seconds = time.time() - started
 
-    with atomic_path(out) as tmp:
-        model.save_weights(tmp)
+    save_model_weights(model, zoo_name, out)
     report = {
         "dataset": spec.name,
         "model": zoo_name,

@@ -90,3 +90,15 @@ def test_warm_restart_starts_from_trained_weights(tmp_path, data_dir):
     assert report["init_weights"]["file"] == "lenet_mnist.weights.h5"
     with pytest.raises(UsageError, match="not found"):
         train.train("mnist", init_weights=str(tmp_path / "none.weights.h5"), data_dir=data_dir)
+
+
+def test_cutout_blanks_one_square_of_at_most_size_squared_pixels_per_image():
+    import numpy as np
+
+    from mia_tf import train
+
+    blanked = (train.cutout(np.ones((64, 32, 32, 3), np.float32), 16, seed=1).numpy() == 0).all(axis=-1)
+    counts = blanked.sum(axis=(1, 2))
+    assert counts.max() == 256 and counts.min() >= 64  # clipped at the border to at least a quarter
+    rows, cols = np.nonzero(blanked[np.argmax(counts)])
+    assert rows.max() - rows.min() == 15 and cols.max() - cols.min() == 15  # one contiguous square
