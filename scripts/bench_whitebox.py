@@ -9,7 +9,6 @@ cost on untrained weights (the cost does not depend on the values) and skipped f
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import tempfile
