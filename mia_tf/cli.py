@@ -162,7 +162,7 @@ class Cli:
           oracle: a .tflite head exported by `python -m mia_tf export`, answered by LiteRT
             (default: the Keras head of --model).
           out: output directory (default runs/blackbox_<dataset>_<layer>_<attack>_<data>_<preset>).
-          logdir: if given, TensorBoard scalars (training loss) and images are written there.
+          logdir: if given, TensorBoard images (originals, reconstructions) are written there.
           data_dir: directory with <dataset>.npz (the attacker's images); default $MIA_TF_DATA_DIR.
           cache_dir: where trained decoders and query answers are kept (default $MIA_TF_CACHE,
             else ~/.cache/mia_tf).
@@ -180,15 +180,7 @@ class Cli:
         settings = BlackboxSettings(attack, preset, data, queries, epochs).validate()
         target = experiment.prepare(dataset, model, layer, images, features)
         keras.utils.set_random_seed(seed)
-        batch = min(256, queries or 256)
-        if oracle is None:
-            source = QueryOracle.from_keras(target.head, budget=queries, batch_size=batch)
-            source_sha = models_lib.weights_sha256(target.model)
-        else:
-            from mia_tf.io import sha256_file
-
-            source = QueryOracle.from_tflite(oracle, budget=queries, batch_size=batch)
-            source_sha = sha256_file(oracle)
+        source, source_sha = QueryOracle.for_head(target.head, target.model, oracle, budget=queries)
         result = blackbox_attack(source, source_sha, target.head, target.features(), target.dataset, layer, settings,
                                  data_dir, cache_dir, make_strategy(strategy), verbose=1 if sys.stderr.isatty() else 0,
                                  log=lambda line: print(line, file=sys.stderr))

@@ -47,6 +47,18 @@ class QueryOracle:
         return cls(lambda x: dequantize(device.run_normalized(x), *device.output_quantization),
                    spec["input"]["shape"], spec["output"]["shape"], budget, batch_size, label=f".tflite head {path}")
 
+    @classmethod
+    def for_head(cls, head, model, tflite_path=None, budget=None):
+        """(oracle, SHA-256 of what answers it) for a split: the Keras `head` of `model`, or the
+        exported `.tflite` of that head when a path is given. The hash keys cached attack models."""
+        from mia_tf.io import sha256_file
+        from mia_tf.models import weights_sha256
+
+        batch_size = min(256, budget or 256)
+        if tflite_path is None:
+            return cls.from_keras(head, budget, batch_size), weights_sha256(model)
+        return cls.from_tflite(tflite_path, budget, batch_size), sha256_file(tflite_path)
+
     @property
     def remaining(self):
         return None if self.budget is None else self.budget - self.queries
