@@ -12,6 +12,24 @@ from mia_tf.errors import UsageError
 from mia_tf.report import format_table, metrics_table
 
 
+def _print_scores(record):
+    """The metrics table of an attack's record, or why there is none."""
+    print(metrics_table(record["summary"]) if "summary" in record else
+          "no originals given (--images): reconstructions written, not scored")
+
+
+def _finish(out, target, reconstructions, record, logdir, headline):
+    """Score and write an attack's outputs (`experiment.write_results`), the TensorBoard images, and
+    print the headline and the table."""
+    from mia_tf import experiment
+
+    record = experiment.write_results(out, target, reconstructions, record)
+    experiment.TensorBoardLog(logdir).images(None if target.images is None else target.images / 255.0,
+                                             data_lib.denormalize(reconstructions, target.dataset))
+    print(f"{headline}, {len(reconstructions)} victims, {record['seconds']} s; wrote {out}")
+    _print_scores(record)
+
+
 class Cli:
     """mia_tf: how much of a private input leaks from a split neural network.
 
@@ -111,8 +129,7 @@ class Cli:
         print(f"white-box {record['method']} on {target.model_label} at {layer}, preset {preset}, "
               f"{len(features)} victims{' from ' + features_log if features_log else ''}, "
               f"{seconds:.1f} s; wrote {out}")
-        print(metrics_table(record["summary"]) if "summary" in record else
-              "no originals given (--images): reconstructions written, not scored")
+        _print_scores(record)
 
     @staticmethod
     def _prior(target, features, settings, data_dir, attacker_data, cache_dir):
@@ -185,14 +202,9 @@ class Cli:
                                  data_dir, cache_dir, make_strategy(strategy), verbose=1 if sys.stderr.isatty() else 0,
                                  log=lambda line: print(line, file=sys.stderr))
         out = out or experiment.default_out("blackbox", target, f"{attack}_{data}_{preset}")
-        record = experiment.write_results(out, target, result.reconstruction,
-                                          {**result.record, "seed": seed, "seconds": round(result.seconds, 1)})
-        experiment.TensorBoardLog(logdir).images(None if target.images is None else target.images / 255.0,
-                                                 data_lib.denormalize(result.reconstruction, target.dataset))
-        print(f"black-box {attack} ({preset}, {data} data, {queries or 'all'} queries) on {target.model_label} at "
-              f"{layer}, {len(result.reconstruction)} victims, {record['seconds']} s; wrote {out}")
-        print(metrics_table(record["summary"]) if "summary" in record else
-              "no originals given (--images): reconstructions written, not scored")
+        _finish(out, target, result.reconstruction, {**result.record, "seed": seed, "seconds": round(result.seconds, 1)},
+                logdir, f"black-box {attack} ({preset}, {data} data, {queries or 'all'} queries) on "
+                        f"{target.model_label} at {layer}")
 
     def queryfree(self, layer, dataset="mnist", model=None, data="dist", net="same", epochs=None, limit=None,
                   images=None, out=None, logdir=None, data_dir=None, cache_dir=None, strategy="default",
@@ -242,17 +254,12 @@ class Cli:
         print(f"shadow {'loaded from' if cached else 'trained on ' + data + ', saved to'} {path}", file=sys.stderr)
         result = query_free.query_free_attack(shadow, target.features(), target.dataset)
         out = out or experiment.default_out("queryfree", target, f"{data}_{net}")
-        record = experiment.write_results(out, target, result.reconstruction, {
+        _finish(out, target, result.reconstruction, {
             "attack": "queryfree", "method": "rmle through a shadow trained via the tail", "preset": "paper",
             "attacker_data": data, "net": net, "shadow": dataclasses.asdict(settings), "shadow_cache": path,
             "shadow_from_cache": cached, "rmle": dataclasses.asdict(query_free.RMLE), "seed": seed,
-            "seconds": round(time.time() - started, 1)})
-        experiment.TensorBoardLog(logdir).images(None if target.images is None else target.images / 255.0,
-                                                 data_lib.denormalize(result.reconstruction, target.dataset))
-        print(f"query-free ({data} data, {net} net) on {target.model_label} at {layer}, "
-              f"{len(result.reconstruction)} victims, {record['seconds']} s; wrote {out}")
-        print(metrics_table(record["summary"]) if "summary" in record else
-              "no originals given (--images): reconstructions written, not scored")
+            "seconds": round(time.time() - started, 1)},
+            logdir, f"query-free ({data} data, {net} net) on {target.model_label} at {layer}")
 
     def export(self, layer, dataset=None, model=None, variant="all", out="exports", tail=True, data_dir=None,
                calibration_images=200, max_accuracy_drop=1.0):
