@@ -8,6 +8,7 @@ import numpy as np
 from mia_tf import data as data_lib
 from mia_tf import metrics as metrics_lib
 from mia_tf import models as models_lib
+from mia_tf.attacks.cache import training_record
 from mia_tf.errors import UsageError
 from mia_tf.report import format_table, metrics_table
 
@@ -146,6 +147,7 @@ class Cli:
               file=sys.stderr)
         return inverse_network.invert(decoder, features), {
             "kind": "decoder", "attacker_data": attacker_data, "cache": path, "from_cache": cached,
+            "training": training_record(path),
             "decoder": dataclasses.asdict(learned_prior.DEFAULT_PRIOR_DECODER),
         }
 
@@ -257,7 +259,7 @@ class Cli:
         _finish(out, target, result.reconstruction, {
             "attack": "queryfree", "method": "rmle through a shadow trained via the tail", "preset": "paper",
             "attacker_data": data, "net": net, "shadow": dataclasses.asdict(settings), "shadow_cache": path,
-            "shadow_from_cache": cached, "rmle": dataclasses.asdict(query_free.RMLE), "seed": seed,
+            "shadow_from_cache": cached, "shadow_training": training_record(path), "rmle": dataclasses.asdict(query_free.RMLE), "seed": seed,
             "seconds": round(time.time() - started, 1)},
             logdir, f"query-free ({data} data, {net} net) on {target.model_label} at {layer}")
 

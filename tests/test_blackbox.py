@@ -23,6 +23,8 @@ def test_inverse_network_learns_from_queries_and_is_reused(tmp_path, data_dir):
     again = json.load(open(tmp_path / "second" / "metrics.json"))
     assert again["queries_made_this_run"] == 0 and again["decoder_from_cache"]
     assert again["summary"]["psnr"]["mean"] == record["summary"]["psnr"]["mean"]
+    assert record["decoder_training"]["seconds"] > 0 and not record["decoder_training"]["resumed"]
+    assert again["decoder_training"] == record["decoder_training"]  # the cost of the reused decoder
 
 
 def test_a_tflite_oracle_answers_the_queries_and_must_fit_the_layer(tmp_path, data_dir):

@@ -18,6 +18,7 @@ import numpy as np
 
 from mia_tf import data as data_lib
 from mia_tf.attacks import inverse_network, shadow_model, whitebox
+from mia_tf.attacks.cache import training_record
 from mia_tf.errors import UsageError
 
 ATTACKS = ("inverse", "shadow", "hybrid")
@@ -86,7 +87,8 @@ def blackbox_attack(oracle, source_sha256, head_structure, features, dataset, la
         decoder_settings = settings.decoder_settings()
         decoder, path, cached = inverse_network.trained_decoder(
             oracle, source_sha256, dataset, layer, settings.data, decoder_settings, **common)
-        record.update(decoder=dataclasses.asdict(decoder_settings), decoder_cache=path, decoder_from_cache=cached)
+        record.update(decoder=dataclasses.asdict(decoder_settings), decoder_cache=path, decoder_from_cache=cached,
+                      decoder_training=training_record(path))
         log(f"decoder {'loaded from' if cached else 'trained on ' + settings.data + ', saved to'} {path}")
         guess = inverse_network.invert(decoder, features)
     reconstruction = guess
@@ -94,7 +96,8 @@ def blackbox_attack(oracle, source_sha256, head_structure, features, dataset, la
         shadow_settings = settings.shadow_settings()
         shadow, path, cached = shadow_model.trained_shadow(
             oracle, head_structure, source_sha256, dataset, layer, settings.data, shadow_settings, **common)
-        record.update(shadow=dataclasses.asdict(shadow_settings), shadow_cache=path, shadow_from_cache=cached)
+        record.update(shadow=dataclasses.asdict(shadow_settings), shadow_cache=path, shadow_from_cache=cached,
+                      shadow_training=training_record(path))
         log(f"shadow {'loaded from' if cached else 'trained on ' + settings.data + ', saved to'} {path}")
         rmle = whitebox.preset("paper", dataset, layer) if settings.attack == "shadow" else \
             whitebox.preset("best", dataset, layer, prior="decoder")

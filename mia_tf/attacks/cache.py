@@ -5,13 +5,16 @@ key was made from (the target's weights hash or the `.tflite`'s, layer, attacker
 count, settings). A later attack with the same fields loads the weights instead of training; an
 entry whose recorded fields differ (a file copied in by hand, or a truncated-hash collision) is
 refused rather than silently used. Training writes its per-epoch backup to `<key>.backup/`, so a
-killed run resumes there.
+killed run resumes there. How long training took (and where) goes to `<key>.training.json`, so
+a result that reuses a cached model can still report the cost of making it.
 """
 
 import hashlib
 import json
 import os
+import platform
 import shutil
+import time
 
 from mia_tf.errors import UsageError
 from mia_tf.io import atomic_path, write_json
@@ -56,9 +59,26 @@ def load_or_train(kind, fields, model, train, cache=None):
         model.load_weights(path)
         return path, True
     backup = path[: -len(".weights.h5")] + ".backup"
+    resumed, started = os.path.isdir(backup), time.time()
     train(backup)
     with atomic_path(path) as tmp:
         model.save_weights(tmp)
+    write_json(_training_record_path(path), {  # a resumed run's seconds count only its last part
+        "seconds": round(time.time() - started, 1), "resumed": resumed,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores", "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
     write_json(record, fields)
     shutil.rmtree(backup, ignore_errors=True)
     return path, False
+
+
+def _training_record_path(weights_path):
+    return weights_path[: -len(".weights.h5")] + ".training.json"
+
+
+def training_record(weights_path):
+    """{"seconds", "machine", "finished"} of the training that made a cached model, or None if unknown."""
+    try:
+        with open(_training_record_path(weights_path)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
