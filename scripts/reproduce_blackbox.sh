@@ -8,11 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${MIA_TF_DATA_DIR:-../shared/data}
 OUT=results/blackbox
-run() {  # run NAME ARGS...: one cell, unless its metrics.json exists
-  local name=$1; shift
-  [ -f "$OUT/$name/metrics.json" ] && return 0
-  python -m mia_tf blackbox --data-dir "$DATA" --images 0-999 --out "$OUT/$name" "$@"
-}
+source scripts/run_once.sh
+run() { run_once blackbox "$OUT" "$@" --images 0-999; }
 declare -A LAYERS=([mnist]="conv1 relu2" [cifar10]="conv11 relu22 relu32")
 for dataset in "${@:-mnist cifar10}"; do
   for layer in ${LAYERS[$dataset]}; do

@@ -8,15 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${MIA_TF_DATA_DIR:-../shared/data}
 OUT=results/queryfree
+source scripts/run_once.sh
 declare -A LAYERS=([mnist]="conv1 relu2 fc1 fc2" [cifar10]="conv11 relu22 relu32")
 for dataset in "${@:-mnist cifar10}"; do
   for layer in ${LAYERS[$dataset]}; do
     for data in same dist; do
       for net in same diff; do
-        name="${dataset}_${layer}_${data}_${net}"
-        [ -f "$OUT/$name/metrics.json" ] && continue
-        python -m mia_tf queryfree --dataset "$dataset" --layer "$layer" --data "$data" --net "$net" \
-          --data-dir "$DATA" --images 0-999 --out "$OUT/$name"
+        run_once queryfree "$OUT" "${dataset}_${layer}_${data}_${net}" --dataset "$dataset" --layer "$layer" \
+          --data "$data" --net "$net" --images 0-999
       done
     done
   done

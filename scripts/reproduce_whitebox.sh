@@ -7,11 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${MIA_TF_DATA_DIR:-../shared/data}
 OUT=results/whitebox
-run() {  # run NAME ARGS...: one run, unless its metrics.json exists
-  local name=$1; shift
-  [ -f "$OUT/$name/metrics.json" ] && return 0
-  python -m mia_tf whitebox --data-dir "$DATA" --out "$OUT/$name" "$@"
-}
+source scripts/run_once.sh
+run() { run_once whitebox "$OUT" "$@"; }
 
 # MNIST on the authors' own LeNet weights: fidelity on the paper's 10 images (the authors' code
 # settings), then the paper and best presets on test images 0-999.
