@@ -23,6 +23,7 @@ Improvements the `best` preset switches on (each is a field of `WhiteboxSettings
 """
 
 import dataclasses
+import functools
 import time
 
 import numpy as np
@@ -190,12 +191,39 @@ def _feature_loss_fn(head, settings):
 def _rmle(head, features, x0, settings, pixel_range, progress):
     import tensorflow as tf
 
+    box = tuple(tuple(np.ravel(r).tolist()) for r in pixel_range) if settings.box else None
+    run = _rmle_program(head, settings, box)
+    x = tf.constant(x0)
+    zeros = tf.zeros_like(x)
+    m, v, v_max = zeros, zeros, zeros
+    target = tf.constant(features)
+    history = []
+    done, total = 0, int(settings.steps)
+    while done < total:
+        count = min(int(settings.steps_per_call), total - done)
+        x, m, v, v_max, losses = run(x, m, v, v_max, target, tf.constant(done), tf.constant(count))
+        history.append(losses.numpy())
+        done += count
+        if progress is not None:
+            progress(done, float(history[-1][-1]), x.numpy())
+    return x.numpy(), np.concatenate(history)
+
+
+@functools.lru_cache(maxsize=8)
+def _rmle_program(head, settings, box):
+    """The compiled rMLE loop for a head and settings, built once so that every batch reuses it.
+
+    box: ((low per channel), (high per channel)) of the valid pixels, or None for no box.
+    """
+    import tensorflow as tf
+
     feature_loss = _feature_loss_fn(head, settings)
     total = int(settings.steps)
     lr0, eps, tv_weight = float(settings.learning_rate), float(settings.epsilon), float(settings.tv_weight)
     beta1, beta2 = 0.9, 0.999
-    low, high = (tf.constant(np.broadcast_to(r, x0.shape[1:]), tf.float32) for r in pixel_range) \
-        if settings.box else (None, None)
+    image_shape = tuple(head.input.shape[1:])
+    low, high = (tf.constant(np.broadcast_to(np.array(r, np.float32), image_shape)) for r in box) \
+        if box is not None else (None, None)
     cosine = settings.lr_schedule == "cosine"
 
     @tf.function(jit_compile=settings.xla)
@@ -222,20 +250,7 @@ def _rmle(head, features, x0, settings, pixel_range, progress):
             lambda i, *_: i < count, body, (tf.constant(0), x, m, v, v_max, losses))
         return x, m, v, v_max, losses.stack()
 
-    x = tf.constant(x0)
-    zeros = tf.zeros_like(x)
-    m, v, v_max = zeros, zeros, zeros
-    target = tf.constant(features)
-    history = []
-    done = 0
-    while done < total:
-        count = min(int(settings.steps_per_call), total - done)
-        x, m, v, v_max, losses = run(x, m, v, v_max, target, tf.constant(done), tf.constant(count))
-        history.append(losses.numpy())
-        done += count
-        if progress is not None:
-            progress(done, float(history[-1][-1]), x.numpy())
-    return x.numpy(), np.concatenate(history)
+    return run
 
 
 AFFINE_LAYERS = ("InputLayer", "Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "Dense", "Flatten",
@@ -256,16 +271,23 @@ def is_affine(head):
 
 def _solve_linear(head, features, x0, iterations, xla=True):
     """Least squares for an affine head by conjugate gradients on A^T A x = A^T (v - b)."""
+    x, norms = _linear_program(head, int(iterations), xla)(x0, features)
+    return x.numpy(), norms.numpy()
+
+
+@functools.lru_cache(maxsize=8)
+def _linear_program(head, iterations, xla):
+    """The compiled conjugate-gradient solver for an affine head, built once for every batch."""
     import tensorflow as tf
 
-    bias = head(tf.zeros_like(x0[:1]), training=False)
-    axes = list(range(1, len(x0.shape)))
+    bias = head(tf.zeros((1, *head.input.shape[1:])), training=False)
+    axes = list(range(1, len(head.input.shape)))
 
     def apply_a(x):
         return head(x, training=False) - bias
 
-    def apply_at(y):
-        probe = tf.zeros_like(x0)
+    def apply_at(y, like):
+        probe = tf.zeros_like(like)
         with tf.GradientTape() as tape:
             tape.watch(probe)
             inner = tf.reduce_sum(apply_a(probe) * y)
@@ -275,13 +297,13 @@ def _solve_linear(head, features, x0, iterations, xla=True):
         return tf.reduce_sum(a * b, axis=axes, keepdims=True)
 
     @tf.function(jit_compile=xla)
-    def solve(x):
-        r = apply_at(features - bias) - apply_at(apply_a(x))
+    def solve(x, features):
+        r = apply_at(features - bias, x) - apply_at(apply_a(x), x)
         p, rs = r, dot(r, r)
         norms = tf.TensorArray(tf.float32, size=iterations)
 
         def body(i, x, r, p, rs, norms):
-            ap = apply_at(apply_a(p))
+            ap = apply_at(apply_a(p), x)
             alpha = tf.math.divide_no_nan(rs, dot(p, ap))
             x, r = x + alpha * p, r - alpha * ap
             rs_new = dot(r, r)
@@ -292,5 +314,4 @@ def _solve_linear(head, features, x0, iterations, xla=True):
                                              (tf.constant(0), x, r, p, rs, norms))
         return x, norms.stack()
 
-    x, norms = solve(x0)
-    return x.numpy(), norms.numpy()
+    return solve
