@@ -15,7 +15,9 @@ preset's PSNR, and the same with epsilon 1e-8 (Adam as scale-free as it is meant
     python scripts/explain_paper_preset_scale.py --weights 50-epochs=/tmp/cifar10_cnn_50_epochs.weights.h5 \
         --layers conv11,relu22,relu32 --epsilons 1e-3 --out results/whitebox_paper_preset_scale/50_epochs.md
     python scripts/explain_paper_preset_scale.py --weights shipped=mia_tf/zoo/cifar10_cnn.weights.h5 \
-        --layers conv11,relu22 --epsilons 1e-3,1e-8 --out results/whitebox_paper_preset_scale/shipped.md
+        --layers conv11 --epsilons 1e-3,1e-8 --out results/whitebox_paper_preset_scale/shipped.md
+    python scripts/explain_paper_preset_scale.py --weights shipped=mia_tf/zoo/cifar10_cnn.weights.h5 \
+        --layers relu22 --epsilons 1e-3 --out results/whitebox_paper_preset_scale/shipped_relu22.md
 
 (036adff is the commit that shipped the CNN after its first 50 epochs, before the warm restart
 with weight decay that made the shipped weights.)
