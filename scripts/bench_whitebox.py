@@ -72,6 +72,8 @@ def time_to_psnr(model, head, images, dataset, layer, preset_name, target, data_
                                       progress=progress, init=init)
     total = time.perf_counter() - started
     final = metrics.psnr(images / 255.0, data.denormalize(result.reconstruction, dataset)).mean()
+    if result.method == "exact_linear" and final >= target:  # the solver reports no progress on the way
+        reached.update(seconds=total, step=settings.steps)
     return reached.get("seconds"), reached.get("step"), float(final), total, result.method, training_seconds
 
 
@@ -129,7 +131,7 @@ def main():
         format_table(["split", "XLA", "batch", "ms / step", "ms / step / image", "images / s at 5000 steps"],
                      cost_rows),
         "",
-        "## Time to reach the paper's PSNR (10 paper images in one batch, compile included)",
+        "## Time to reach the paper's PSNR (10 paper images in one batch, compile included, XLA off: the default on a CPU)",
         "",
         format_table(["split", "preset", "method", "paper PSNR", "s / image to reach it", "step",
                       "final PSNR", "s / image, full run", "decoder training s (once per split)"], reach_rows)

@@ -45,7 +45,10 @@ class WhiteboxSettings:
     preactivation: bool = False
     exact_linear: bool = False
     steps_per_call: int = 100  # steps run inside one compiled call; progress is reported between
-    xla: bool = True  # compile the optimisation loop with XLA (off: plain tf.function graph)
+    # Compile the optimisation loop with XLA (True), as a plain tf.function graph (False), or
+    # None: XLA on a GPU, a plain graph on a CPU, where XLA's convolutions measured 3-5x slower
+    # (results/bench_whitebox.md: CIFAR relu22, batch 100, 5.3 against 1.0 ms per step per image).
+    xla: bool | None = None
     prior: str = "none"  # "none" (zero start) or "decoder" (start from a learned decoder's output)
 
 
@@ -140,12 +143,19 @@ def whitebox_attack(head, features, settings=WhiteboxSettings(), init=None, pixe
     x0 = np.zeros(shape, np.float32) if init is None else np.asarray(init, np.float32).reshape(shape)
     started = time.time()
     if settings.exact_linear and is_affine(head):
-        x, loss = _solve_linear(head, tf.constant(features), tf.constant(x0), settings.steps, settings.xla)
+        x, loss = _solve_linear(head, tf.constant(features), tf.constant(x0), settings.steps, use_xla(settings.xla))
         method = "exact_linear"
     else:
         x, loss = _rmle(head, features, x0, settings, pixel_range, progress)
         method = "rmle"
     return WhiteboxResult(np.asarray(x), np.asarray(loss), method, time.time() - started)
+
+
+def use_xla(xla):
+    """Whether to compile with XLA: as asked, or (None) only when TensorFlow sees a GPU."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU")) if xla is None else bool(xla)
 
 
 def total_variation(x):
@@ -226,7 +236,7 @@ def _rmle_program(head, settings, box):
         if box is not None else (None, None)
     cosine = settings.lr_schedule == "cosine"
 
-    @tf.function(jit_compile=settings.xla)
+    @tf.function(jit_compile=use_xla(settings.xla))
     def run(x, m, v, v_max, v_target, first, count):
         def body(i, x, m, v, v_max, losses):
             step = tf.cast(first + i, tf.float32)  # 0-based
@@ -269,7 +279,7 @@ def is_affine(head):
     return True
 
 
-def _solve_linear(head, features, x0, iterations, xla=True):
+def _solve_linear(head, features, x0, iterations, xla):
     """Least squares for an affine head by conjugate gradients on A^T A x = A^T (v - b)."""
     x, norms = _linear_program(head, int(iterations), xla)(x0, features)
     return x.numpy(), norms.numpy()
