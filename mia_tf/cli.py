@@ -101,8 +101,9 @@ class Cli:
         initial, prior_record = self._prior(target, features, settings, data_dir, attacker_data, cache_dir)
         batches = range(0, len(features), batch_size)
         reconstructions, methods, seconds = [], set(), 0.0
-        with tqdm(total=settings.steps * len(batches), desc=f"whitebox {layer}", unit="step",
-                  file=sys.stderr, disable=None) as bar:
+        # Redrawn live on a terminal; into a log file (nohup) a line every 30 s at most.
+        with tqdm(total=settings.steps * len(batches), desc=f"whitebox {layer}", unit="step", file=sys.stderr,
+                  mininterval=0.1 if sys.stderr.isatty() else 30, ascii=not sys.stderr.isatty()) as bar:
             for first in batches:
                 part = slice(first, first + batch_size)
 
@@ -110,8 +111,8 @@ class Cli:
                     scalars = {"loss": loss}
                     if originals is not None:
                         scalars["psnr"] = metrics_lib.psnr(originals[part], data_lib.denormalize(x, target.dataset)).mean()
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in scalars.items()}, refresh=False)
                     bar.update(step - bar.n + first // batch_size * settings.steps)
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in scalars.items()})
                     board.scalars(first // batch_size * settings.steps + step, **scalars)
 
                 result = whitebox_lib.whitebox_attack(
