@@ -12,13 +12,17 @@ source scripts/run_once.sh
 run() { run_once blackbox "$OUT" "$@" --images 0-999; }
 declare -A LAYERS=([mnist]="conv1 relu2" [cifar10]="conv11 relu22 relu32")
 for dataset in "${@:-mnist cifar10}"; do
+  # The paper's cells first (Table 4 with the authors' decoders, Table 8), then the stronger ones.
   for layer in ${LAYERS[$dataset]}; do
     for data in same dist noise; do  # Table 4: inverse network, three attacker data sets
-      for preset in paper best; do
-        run "${dataset}_${layer}_inverse_${data}_${preset}" --dataset "$dataset" --layer "$layer" --data "$data" --preset "$preset"
-      done
+      run "${dataset}_${layer}_inverse_${data}_paper" --dataset "$dataset" --layer "$layer" --data "$data" --preset paper
     done
     run "${dataset}_${layer}_shadow_same_paper" --dataset "$dataset" --layer "$layer" --data same --attack shadow  # Table 8
+  done
+  for layer in ${LAYERS[$dataset]}; do
+    for data in same dist noise; do
+      run "${dataset}_${layer}_inverse_${data}_best" --dataset "$dataset" --layer "$layer" --data "$data" --preset best
+    done
     run "${dataset}_${layer}_hybrid_dist_best" --dataset "$dataset" --layer "$layer" --data dist --attack hybrid --preset best
     for queries in 1000 10000; do  # quality against the number of queries
       run "${dataset}_${layer}_inverse_dist_best_q${queries}" --dataset "$dataset" --layer "$layer" --data dist --preset best --queries "$queries"
