@@ -260,7 +260,8 @@ class Cli:
         _finish(out, target, result.reconstruction, {
             "attack": "queryfree", "method": "rmle through a shadow trained via the tail", "preset": "paper",
             "attacker_data": data, "net": net, "shadow": dataclasses.asdict(settings), "shadow_cache": path,
-            "shadow_from_cache": cached, "shadow_training": training_record(path), "rmle": dataclasses.asdict(query_free.RMLE), "seed": seed,
+            "shadow_from_cache": cached, "shadow_training": training_record(path),
+            "rmle": dataclasses.asdict(query_free.RMLE), "seed": seed,
             "seconds": round(time.time() - started, 1)},
             logdir, f"query-free ({data} data, {net} net) on {target.model_label} at {layer}")
 

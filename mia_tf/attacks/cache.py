@@ -46,7 +46,7 @@ def load_or_train(kind, fields, model, train, cache=None):
       (path of the weights, True if they came from the cache).
     """
     path = entry_path(kind, fields, cache)
-    record = path[: -len(".weights.h5")] + ".json"
+    record = _stem(path) + ".json"
     fields = json.loads(json.dumps(fields))  # as it reads back from the JSON record
     if os.path.exists(path):
         with open(record) as f:
@@ -58,7 +58,7 @@ def load_or_train(kind, fields, model, train, cache=None):
                              f"delete it or give another --cache-dir")
         model.load_weights(path)
         return path, True
-    backup = path[: -len(".weights.h5")] + ".backup"
+    backup = _stem(path) + ".backup"
     resumed, started = os.path.isdir(backup), time.time()
     train(backup)
     with atomic_path(path) as tmp:
@@ -71,8 +71,13 @@ def load_or_train(kind, fields, model, train, cache=None):
     return path, False
 
 
+def _stem(weights_path):
+    """`<cache>/<kind>/<key>` of a cache entry's weights file, to name the files beside it."""
+    return weights_path[: -len(".weights.h5")]
+
+
 def _training_record_path(weights_path):
-    return weights_path[: -len(".weights.h5")] + ".training.json"
+    return _stem(weights_path) + ".training.json"
 
 
 def training_record(weights_path):

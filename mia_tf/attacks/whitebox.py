@@ -6,7 +6,8 @@ The attacker knows the head f1 and observes v = f1(x0). rMLE searches for x mini
 
 from a zero start (the mean colour in normalised space), with Adam as in the authors' code
 (PyTorch's Adam with amsgrad; the same update is written out below so it runs inside one
-compiled loop, XLA-compiled on a GPU). A batch sums the per-image losses, so every image is optimised as if alone.
+compiled loop, XLA-compiled on a GPU). A batch sums the per-image losses, so every image is
+optimised as if alone.
 
 Improvements the `best` preset switches on (each is a field of `WhiteboxSettings`):
 - `exact_linear`: a head with no non-linearity (conv1, conv11) is an affine map A x + b, so x0
