@@ -209,8 +209,8 @@ class Cli:
                 logdir, f"black-box {attack} ({preset}, {data} data, {queries or 'all'} queries) on "
                         f"{target.model_label} at {layer}")
 
-    def queryfree(self, layer, dataset="mnist", model=None, data="dist", net="same", epochs=None, limit=None,
-                  images=None, out=None, logdir=None, data_dir=None, cache_dir=None, strategy="default",
+    def queryfree(self, layer, dataset="mnist", model=None, data="dist", net="same", preset="paper", epochs=None,
+                  limit=None, images=None, out=None, logdir=None, data_dir=None, cache_dir=None, strategy="default",
                   features=None, seed=0):
         """Query-free attack: the attacker holds only the tail (the cloud half) and no queries.
 
@@ -227,11 +227,14 @@ class Cli:
           net: the shadow's structure: same (the head's) or diff (the paper's other structure for
             the zoo splits; for other models one derived from the head: large convolutions split
             into 3x3 stacks, 3x3 ones into 3x3 + 1x1).
+          preset: paper (the authors' attack) or best (the shadow also matches the per-channel
+            statistics of the intercepted features; inversion by a decoder trained through the
+            shadow, refined by rMLE; see mia_tf/attacks/query_free.py).
           epochs: shadow training epochs (default 50, Adam 1e-3 halved every 10, as the authors).
-          limit: train on only the first N attacker images.
+          limit: train the shadow (and the best preset's decoder) on only the first N attacker images.
           images: victims: paper10 (default), a count N or a range a-b of test images 0-999; with
             --features, the originals of the logged features.
-          out: output directory (default runs/queryfree_<dataset>_<layer>_<data>_<net>).
+          out: output directory (default runs/queryfree_<dataset>_<layer>_<data>_<net>_<preset>).
           logdir: if given, TensorBoard images are written there.
           data_dir: directory with <dataset>.npz (the attacker's images); default $MIA_TF_DATA_DIR.
           cache_dir: where trained shadows are kept (default $MIA_TF_CACHE, else ~/.cache/mia_tf).
@@ -241,29 +244,27 @@ class Cli:
         """
         import time
 
-        import keras
-
         from mia_tf import experiment
         from mia_tf.attacks import query_free
         from mia_tf.train import make_strategy
 
-        settings = query_free.QueryFreeSettings(data, net, 50 if epochs is None else epochs, limit=limit).validate()
+        settings = query_free.preset(preset, data, net, 50 if epochs is None else epochs, limit, seed)
         target = experiment.prepare(dataset, model, layer, images, features)
-        keras.utils.set_random_seed(seed)
+        verbose = 1 if sys.stderr.isatty() else 0
         started = time.time()
         shadow, path, cached = query_free.trained_shadow(
             target.head, target.tail, models_lib.weights_sha256(target.tail), target.dataset, layer, settings,
-            data_dir, cache_dir, make_strategy(strategy), verbose=1 if sys.stderr.isatty() else 0)
+            data_dir, cache_dir, make_strategy(strategy), verbose=verbose, intercepted=target.features())
         print(f"shadow {'loaded from' if cached else 'trained on ' + data + ', saved to'} {path}", file=sys.stderr)
-        result = query_free.query_free_attack(shadow, target.features(), target.dataset)
-        out = out or experiment.default_out("queryfree", target, f"{data}_{net}")
-        _finish(out, target, result.reconstruction, {
-            "attack": "queryfree", "method": "rmle through a shadow trained via the tail", "preset": "paper",
+        reconstruction, record = query_free.query_free_attack(shadow, target.features(), target.dataset, layer, preset,
+                                                              data, data_dir, cache_dir, limit, verbose)
+        out = out or experiment.default_out("queryfree", target, f"{data}_{net}_{preset}")
+        _finish(out, target, reconstruction, {
+            "attack": "queryfree", "method": "rmle through a shadow trained via the tail", "preset": preset,
             "attacker_data": data, "net": net, "shadow": dataclasses.asdict(settings), "shadow_cache": path,
-            "shadow_from_cache": cached, "shadow_training": training_record(path),
-            "rmle": dataclasses.asdict(query_free.RMLE), "seed": seed,
+            "shadow_from_cache": cached, "shadow_training": training_record(path), **record, "seed": seed,
             "seconds": round(time.time() - started, 1)},
-            logdir, f"query-free ({data} data, {net} net) on {target.model_label} at {layer}")
+            logdir, f"query-free ({preset} preset, {data} data, {net} net) on {target.model_label} at {layer}")
 
     def export(self, layer, dataset=None, model=None, variant="all", out="exports", tail=True, data_dir=None,
                calibration_images=200, max_accuracy_drop=1.0):

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Reproduce the paper's Table 6 (query-free) for both data sets, plus the LeNet fc splits:
+# Reproduce the paper's Table 6 (query-free) for both data sets, plus the LeNet fc splits, with the
+# authors' attack (preset paper) and ours (best):
 # results/queryfree/<run>/metrics.json and the summary results/queryfree.md.
 # Usage: bash scripts/reproduce_queryfree.sh [mnist|cifar10 ...]   (default: both; data from
 # $MIA_TF_DATA_DIR, default ../shared/data). Victims: test images 0-999. Runs already done are
@@ -11,11 +12,13 @@ OUT=results/queryfree
 source scripts/run_once.sh
 declare -A LAYERS=([mnist]="conv1 relu2 fc1 fc2" [cifar10]="conv11 relu22 relu32")
 for dataset in "${@:-mnist cifar10}"; do
-  for layer in ${LAYERS[$dataset]}; do
-    for data in same dist; do
-      for net in same diff; do
-        run_once queryfree "$OUT" "${dataset}_${layer}_${data}_${net}" --dataset "$dataset" --layer "$layer" \
-          --data "$data" --net "$net" --images 0-999
+  for preset in paper best; do  # the authors' attack on every cell first, then the stronger one
+    for layer in ${LAYERS[$dataset]}; do
+      for data in same dist; do
+        for net in same diff; do
+          run_once queryfree "$OUT" "${dataset}_${layer}_${data}_${net}_${preset}" --dataset "$dataset" \
+            --layer "$layer" --data "$data" --net "$net" --preset "$preset" --images 0-999
+        done
       done
     done
   done

@@ -50,9 +50,40 @@ def test_shadow_through_the_tail_then_rmle_via_the_cli(tmp_path, data_dir):
     assert again.returncode == 0 and "loaded from" in again.stderr
 
 
+def test_feature_statistics_matching_pulls_the_shadow_towards_the_intercepted_features(tmp_path, data_dir):
+    model = mia_tf.load_model("lenet_mnist")[0]
+    head, tail = mia_tf.split(model, "relu2")
+    _, images, _ = mia_tf.data.victims("mnist", "0-99")
+    x = mia_tf.data.normalize(images, "mnist")
+    intercepted = head.predict(x, verbose=0)
+    target_mean, target_std = query_free.feature_statistics(intercepted)
+    gaps = {}
+    for weight in (0.0, 1.0):
+        settings = query_free.QueryFreeSettings(epochs=2, limit=2048, feature_stats_weight=weight)
+        shadow, _, _ = query_free.trained_shadow(head, tail, "tail", "mnist", "relu2", settings, data_dir,
+                                                 cache=str(tmp_path), intercepted=intercepted)
+        mean, std = query_free.feature_statistics(shadow.predict(x, verbose=0))
+        gaps[weight] = float(np.mean((mean - target_mean) ** 2 + (std - target_std) ** 2))
+    assert gaps[1.0] < 0.5 * gaps[0.0], gaps
+    with pytest.raises(UsageError, match="needs the intercepted features"):
+        query_free.trained_shadow(head, tail, "tail", "mnist", "relu2", query_free.preset("best"), data_dir,
+                                  cache=str(tmp_path))
+
+
+def test_best_preset_via_the_cli_trains_a_decoder_through_the_shadow(tmp_path, data_dir):
+    result = run_cli("queryfree", "--layer", "relu2", "--data", "dist", "--preset", "best", "--epochs", "1",
+                     "--limit", "1024", "--data-dir", data_dir, "--cache-dir", str(tmp_path / "cache"),
+                     "--out", str(tmp_path / "qf"))
+    assert result.returncode == 0, result.stderr
+    record = json.load(open(tmp_path / "qf" / "metrics.json"))
+    assert record["preset"] == "best" and record["shadow"]["feature_stats_weight"] > 0
+    assert record["decoder_training"]["seconds"] > 0 and "rmle" not in record
+    assert record["summary"]["psnr"]["mean"] > 6.0
+
+
 def test_bad_input_is_refused_before_training(tmp_path, data_dir):
     for args, message in [(("--data", "noise"), "needs labelled images"), (("--net", "deep"), "unknown --net"),
-                          (("--epochs", "0"), "positive whole number")]:
+                          (("--epochs", "0"), "positive whole number"), (("--preset", "fast"), "unknown preset")]:
         result = run_cli("queryfree", "--layer", "relu2", "--data-dir", data_dir, *args)
         assert result.returncode == 2 and message in result.stderr, result.stderr
     model = mia_tf.load_model("lenet_mnist")[0]

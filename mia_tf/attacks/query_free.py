@@ -9,6 +9,14 @@ Four settings: the shadow trains on the target's training set or a disjoint set 
 distribution (`data` same | dist) and has the head's structure or a different one (`net`
 same | diff). The different structures of the zoo splits are the paper's (PAPER.md); for any
 other head `different_structure` derives one from the head itself.
+
+Presets: `paper` is the above. `best` uses what the curious server holds besides the tail: the
+intercepted features themselves (unlabelled, but many). The tail tolerates many re-mappings of
+its input, so a shadow trained on labels alone lands anywhere among them; `best` adds a penalty
+that pulls the per-channel mean and standard deviation of the shadow's features towards those of
+the intercepted ones (`feature_stats_weight`), then inverts with a decoder trained through the
+shadow on the attacker's images. The effect of each part, and of what did not help (rMLE
+refinement through the shadow, several shadows), is measured by `scripts/queryfree_ablation.py`.
 """
 
 import dataclasses
@@ -16,14 +24,18 @@ import dataclasses
 import numpy as np
 
 from mia_tf import data as data_lib
-from mia_tf.attacks import cache as cache_lib, whitebox
+from mia_tf.attacks import cache as cache_lib, inverse_network, whitebox
 from mia_tf.attacks.query_pairs import fit_pairs, strategy_scope
 from mia_tf.errors import UsageError
 
 NETS = ("same", "diff")
 DATA = ("same", "dist")
+PRESETS = ("paper", "best")
 # rMLE through the shadow, as the authors' query-free code.
 RMLE = whitebox.WhiteboxSettings(steps=500, learning_rate=0.1, tv_weight=2.0)
+# `best`: weight of the feature-statistics penalty against the cross-entropy (the penalty is
+# relative to the intercepted features' mean square, so one weight serves every split).
+BEST_FEATURE_STATS_WEIGHT = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +47,9 @@ class QueryFreeSettings:
     learning_rate: float = 1e-3
     halve_every: int = 10
     limit: int = None  # train on the first N attacker images only (None: all)
+    # > 0: also match the shadow's per-channel feature mean and std to the intercepted features'.
+    feature_stats_weight: float = 0.0
+    seed: int = 0  # the shadow's initial weights and batch order; another seed, another shadow
 
     def validate(self):
         if self.data not in DATA:
@@ -44,7 +59,45 @@ class QueryFreeSettings:
             raise UsageError(f"unknown --net {self.net!r}: use same (the head's structure) or diff")
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise UsageError(f"epochs must be a positive whole number, got {self.epochs!r}")
+        if not self.feature_stats_weight >= 0:
+            raise UsageError(f"feature_stats_weight must be non-negative, got {self.feature_stats_weight!r}")
         return self
+
+
+def preset(name, data="dist", net="same", epochs=50, limit=None, seed=0):
+    """Shadow training settings of a named preset (`paper` or `best`, see the module docstring)."""
+    if name not in PRESETS:
+        raise UsageError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
+    weight = BEST_FEATURE_STATS_WEIGHT if name == "best" else 0.0
+    return QueryFreeSettings(data, net, epochs, limit=limit, feature_stats_weight=weight, seed=seed).validate()
+
+
+def feature_statistics(features):
+    """Per-channel (last axis) mean and standard deviation of intercepted features, as float32."""
+    features = np.asarray(features, np.float64)
+    axes = tuple(range(features.ndim - 1))
+    return features.mean(axis=axes).astype(np.float32), features.std(axis=axes).astype(np.float32)
+
+
+def _feature_stats_penalty(target_mean, target_std, weight):
+    """A pass-through layer that adds `weight` x (squared gap between the batch's per-channel mean
+    and std and the targets, relative to the targets' mean square) to the training loss."""
+    import keras
+    from keras import ops
+
+    scale = float(np.mean(target_mean.astype(np.float64) ** 2 + target_std.astype(np.float64) ** 2)) or 1.0
+
+    class MatchFeatureStatistics(keras.layers.Layer):
+        def call(self, features):
+            axes = tuple(range(len(features.shape) - 1))
+            mean = ops.mean(features, axis=axes)
+            # the epsilon keeps the gradient finite for a channel that is all zeros (a dead ReLU)
+            std = ops.sqrt(ops.mean(ops.square(features - mean), axis=axes) + 1e-8)
+            gap = ops.mean(ops.square(mean - target_mean)) + ops.mean(ops.square(std - target_std))
+            self.add_loss(weight * gap / scale)
+            return features
+
+    return MatchFeatureStatistics(name="match_feature_statistics")
 
 
 def _conv(filters, kernel, padding, name=None):
@@ -122,15 +175,24 @@ def shadow_head(head, net, dataset=None, layer=None):
 
 
 def trained_shadow(head, tail, tail_sha256, dataset, layer, settings=QueryFreeSettings(), data_dir=None, cache=None,
-                   strategy=None, verbose=0):
+                   strategy=None, verbose=0, intercepted=None):
     """A shadow head trained so that the frozen `tail` classifies the attacker's labelled images.
 
     `head` supplies only the structure (and the input shape); its weights are never read.
+    `intercepted`: features the server has seen, needed when `settings.feature_stats_weight` > 0
+    (only their per-channel statistics are used).
     Returns (shadow, cache path, whether it came from the cache).
     """
     import keras
 
     settings.validate()
+    keras.utils.set_random_seed(settings.seed)
+    fields = {"tail": tail_sha256, "dataset": dataset, "layer": layer, **dataclasses.asdict(settings)}
+    if settings.feature_stats_weight > 0:
+        if intercepted is None:
+            raise UsageError("feature-statistics matching needs the intercepted features")
+        target_mean, target_std = feature_statistics(intercepted)
+        fields["intercepted_stats"] = cache_lib.cache_key([target_mean.tolist(), target_std.tolist()])
     with strategy_scope(strategy):
         shadow = shadow_head(head, settings.net, dataset, layer)
         if tuple(tail.input.shape[1:]) != tuple(shadow.output.shape[1:]):
@@ -138,21 +200,45 @@ def trained_shadow(head, tail, tail_sha256, dataset, layer, settings=QueryFreeSe
                              f"{tuple(shadow.output.shape[1:])}: the tail and the head are from different splits")
         tail.trainable = False
         x = keras.Input(head.input.shape[1:])
-        through_tail = keras.Model(x, tail(shadow(x), training=False))
-    fields = {"tail": tail_sha256, "dataset": dataset, "layer": layer, **dataclasses.asdict(settings)}
+        features = shadow(x)
+        if settings.feature_stats_weight > 0:
+            features = _feature_stats_penalty(target_mean, target_std, settings.feature_stats_weight)(features)
+        through_tail = keras.Model(x, tail(features, training=False))
 
     def train(backup_dir):
         images, labels = data_lib.attacker_set(dataset, settings.data, data_dir, limit=settings.limit)
         classes = int(tail.output.shape[-1])
         if labels.min() < 0 or labels.max() >= classes:
             raise UsageError(f"attacker labels span {labels.min()}..{labels.max()}, but the tail has {classes} classes")
-        fit_pairs(through_tail, images, labels.astype(np.float32), settings, strategy, backup_dir, verbose=verbose,
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        fit_pairs(through_tail, images, labels.astype(np.float32), settings, strategy, backup_dir, seed=settings.seed,
+                  verbose=verbose, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
     path, cached = cache_lib.load_or_train("queryfree", fields, shadow, train, cache)
     return shadow, path, cached
 
 
-def query_free_attack(shadow, features, dataset, rmle=RMLE):
-    """rMLE through the trained shadow against the real intercepted features (normalised result)."""
-    return whitebox.whitebox_attack(shadow, features, rmle, pixel_range=data_lib.pixel_range(dataset))
+def query_free_attack(shadow, features, dataset, layer, preset_name="paper", attacker_data="dist", data_dir=None,
+                      cache=None, limit=None, verbose=0):
+    """Invert the real intercepted features through the trained shadow.
+
+    `paper`: the authors' rMLE from zeros. `best`: a decoder trained through the shadow on the
+    attacker's images (`attacker_data`, its first `limit` if given; cached under the shadow's
+    weights hash), applied to the real features.
+    Returns (reconstruction in normalised space, record for metrics.json).
+    """
+    from mia_tf import models as models_lib
+    from mia_tf.attacks import learned_prior
+
+    pixel_range = data_lib.pixel_range(dataset)
+    if preset_name == "paper":
+        return whitebox.whitebox_attack(shadow, features, RMLE, pixel_range=pixel_range).reconstruction, \
+            {"rmle": dataclasses.asdict(RMLE)}
+    decoder, path, cached = learned_prior.prior_decoder(shadow, dataset, layer, models_lib.weights_sha256(shadow),
+                                                        data_dir, attacker_data, limit=limit, cache=cache,
+                                                        verbose=verbose)
+    # No rMLE refinement: through a shadow whose features only roughly match the real ones it
+    # pulls the decoder's guess towards the shadow's preimage and costs 6-7 dB (MNIST relu2,
+    # results/queryfree_ablation/).
+    return inverse_network.invert(decoder, features), {
+        "decoder": dataclasses.asdict(learned_prior.DEFAULT_PRIOR_DECODER), "decoder_cache": path,
+        "decoder_from_cache": cached, "decoder_training": cache_lib.training_record(path)}
