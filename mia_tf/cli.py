@@ -248,8 +248,9 @@ class Cli:
         from mia_tf.attacks import query_free
         from mia_tf.train import make_strategy
 
-        settings = query_free.preset(preset, data, net, 50 if epochs is None else epochs, limit, seed)
         target = experiment.prepare(dataset, model, layer, images, features)
+        settings = query_free.preset(preset, target.head, target.dataset, layer, data, net,
+                                     50 if epochs is None else epochs, limit, seed)
         verbose = 1 if sys.stderr.isatty() else 0
         started = time.time()
         shadow, path, cached = query_free.trained_shadow(

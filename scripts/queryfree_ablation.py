@@ -9,7 +9,8 @@ inverting the real features through the shadow then fails. Each row changes one 
 - inversion: the authors' rMLE (500 steps, lr 0.1, lambda_TV 2, zero start), a decoder trained
   through the shadow on the attacker's images, or that decoder refined by the white-box `best`
   rMLE through the shadow (an affine shadow: exact least squares through it, no decoder);
-- several shadows (other seeds), their reconstructions averaged.
+- several shadows (other seeds): their reconstructions averaged, or one decoder trained on all
+  their features.
 
 "feature gap" = ||shadow(x) - f1(x)|| / ||f1(x)|| on the victims' true images: how far the
 shadow's features are from the real ones (the attacker cannot measure it; it explains the rows).
@@ -27,7 +28,8 @@ import time
 import numpy as np
 
 from mia_tf import data, metrics, models
-from mia_tf.attacks import inverse_network, learned_prior, query_free, whitebox
+from mia_tf.attacks import cache as cache_lib, inverse_network, learned_prior, query_free, whitebox
+from mia_tf.attacks.oracle import QueryOracle
 from mia_tf.report import format_table, write_results_file
 from mia_tf.split import split
 
@@ -36,6 +38,22 @@ def scores(images, reconstruction, dataset):
     recovered = data.denormalize(reconstruction, dataset)
     truth = images / 255.0
     return float(metrics.psnr(truth, recovered).mean()), float(metrics.ssim_paper(truth, recovered).mean())
+
+
+def mixture_decoder(shadows, dataset, layer, attacker_data, data_dir, cache_dir):
+    """A decoder trained on features from several shadows, batches answered by each in turn: if
+    it inverts every shadow's re-mapping it may invert the real head's too."""
+    answered = [0]
+
+    def answer(x):
+        answered[0] += 1
+        return shadows[answered[0] % len(shadows)].predict(x, verbose=0)
+
+    oracle = QueryOracle(answer, shadows[0].input.shape[1:], shadows[0].output.shape[1:])
+    source = cache_lib.cache_key([models.weights_sha256(shadow) for shadow in shadows])
+    return inverse_network.trained_decoder(oracle, source, dataset, layer, attacker_data,
+                                           learned_prior.DEFAULT_PRIOR_DECODER, data_dir=data_dir,
+                                           cache=cache_dir)[0]
 
 
 def main():
@@ -64,7 +82,9 @@ def main():
     rows, raw = [], []
 
     def shadow_for(stats, seed):
-        settings = query_free.preset("best" if stats else "paper", args.data, args.net, args.epochs, seed=seed)
+        settings = dataclasses.replace(query_free.preset("paper", head, dataset, args.layer, args.data, args.net,
+                                                         args.epochs, seed=seed),
+                                       feature_stats_weight=query_free.BEST_FEATURE_STATS_WEIGHT if stats else 0.0)
         shadow, path, _ = query_free.trained_shadow(head, tail, tail_sha, dataset, args.layer, settings, args.data_dir,
                                                     args.cache_dir, intercepted=features)
         gap = float(np.linalg.norm(shadow.predict(x, verbose=0) - features) / np.linalg.norm(features))
@@ -87,7 +107,8 @@ def main():
             guess = inverse_network.invert(decoder, features)
             if how == "decoder":
                 return guess, time.time() - began
-        result = whitebox.whitebox_attack(shadow, features, refine, init=guess, pixel_range=pixel_range)
+        settings = query_free.EXACT if how == "exact least squares" else refine
+        result = whitebox.whitebox_attack(shadow, features, settings, init=guess, pixel_range=pixel_range)
         return result.reconstruction, time.time() - began
 
     def add(shadow_label, how, reconstruction, gap, seconds, training):
@@ -105,15 +126,20 @@ def main():
         for how in ("paper rMLE", "decoder", last):
             reconstruction, seconds = invert(shadow, how)
             add(label, how, reconstruction, gap, seconds, training)
-    if args.seeds > 1:
+    if args.seeds > 1:  # shadows as the `best` preset trains them
+        best = query_free.preset("best", head, dataset, args.layer, args.data, args.net)
+        shadows = [shadow_for(best.feature_stats_weight > 0, seed)[0] for seed in range(args.seeds)]
         averaged, seconds = [], 0.0
-        for seed in range(args.seeds):
-            shadow, _, _ = shadow_for(True, seed)
+        for shadow in shadows:
             reconstruction, took = invert(shadow, "best")
             averaged.append(reconstruction)
             seconds += took
-        add(f"labels + stats, {args.seeds} seeds", "best, averaged", np.mean(averaged, axis=0), None,
+        add(f"as best, {args.seeds} seeds", "best, averaged", np.mean(averaged, axis=0), None,
             seconds, None)
+        began = time.time()
+        decoder = mixture_decoder(shadows, dataset, args.layer, args.data, args.data_dir, args.cache_dir)
+        add(f"as best, {args.seeds} seeds", "one decoder on all shadows' features",
+            inverse_network.invert(decoder, features), None, time.time() - began, None)
 
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}"
     command = (f"python scripts/queryfree_ablation.py --dataset {dataset} --layer {args.layer} --data {args.data} "

@@ -66,7 +66,7 @@ def test_feature_statistics_matching_pulls_the_shadow_towards_the_intercepted_fe
         gaps[weight] = float(np.mean((mean - target_mean) ** 2 + (std - target_std) ** 2))
     assert gaps[1.0] < 0.5 * gaps[0.0], gaps
     with pytest.raises(UsageError, match="needs the intercepted features"):
-        query_free.trained_shadow(head, tail, "tail", "mnist", "relu2", query_free.preset("best"), data_dir,
+        query_free.trained_shadow(head, tail, "tail", "mnist", "relu2", query_free.preset("best", head), data_dir,
                                   cache=str(tmp_path))
 
 
@@ -79,6 +79,14 @@ def test_best_preset_via_the_cli_trains_a_decoder_through_the_shadow(tmp_path, d
     assert record["preset"] == "best" and record["shadow"]["feature_stats_weight"] > 0
     assert record["decoder_training"]["seconds"] > 0 and "rmle" not in record
     assert record["summary"]["psnr"]["mean"] > 6.0
+
+
+def test_best_preset_inverts_an_affine_shadow_exactly_without_matching_statistics():
+    conv1_head, _ = mia_tf.split(mia_tf.load_model("lenet_mnist")[0], "conv1")
+    relu2_head, _ = mia_tf.split(mia_tf.load_model("lenet_mnist")[0], "relu2")
+    assert query_free.preset("best", conv1_head, "mnist", "conv1", net="same").feature_stats_weight == 0
+    assert query_free.preset("best", relu2_head, "mnist", "relu2", net="same").feature_stats_weight > 0
+    assert query_free.preset("paper", relu2_head, "mnist", "relu2").feature_stats_weight == 0
 
 
 def test_bad_input_is_refused_before_training(tmp_path, data_dir):
