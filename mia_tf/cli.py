@@ -209,9 +209,9 @@ class Cli:
                 logdir, f"black-box {attack} ({preset}, {data} data, {queries or 'all'} queries) on "
                         f"{target.model_label} at {layer}")
 
-    def queryfree(self, layer, dataset="mnist", model=None, data="dist", net="same", preset="paper", epochs=None,
-                  limit=None, images=None, out=None, logdir=None, data_dir=None, cache_dir=None, strategy="default",
-                  features=None, seed=0):
+    def queryfree(self, layer, dataset="mnist", model=None, data="dist", net="same", preset="paper", shadows=None,
+                  epochs=None, limit=None, images=None, out=None, logdir=None, data_dir=None, cache_dir=None,
+                  strategy="default", features=None, seed=0):
         """Query-free attack: the attacker holds only the tail (the cloud half) and no queries.
 
         It trains a shadow head so that the frozen tail classifies its own labelled images, then
@@ -228,8 +228,11 @@ class Cli:
             the zoo splits; for other models one derived from the head: large convolutions split
             into 3x3 stacks, 3x3 ones into 3x3 + 1x1).
           preset: paper (the authors' attack) or best (the shadow also matches the per-channel
-            statistics of the intercepted features; inversion by a decoder trained through the
-            shadow, refined by rMLE; see mia_tf/attacks/query_free.py).
+            statistics of the intercepted features; least squares through an affine shadow, a
+            decoder trained through any other; three shadows; see mia_tf/attacks/query_free.py).
+          shadows: how many shadows to train (seeds seed, seed+1, ...); per victim, the
+            reconstruction whose shadow best explains its features is kept. Default 1 for paper,
+            3 for best.
           epochs: shadow training epochs (default 50, Adam 1e-3 halved every 10, as the authors).
           limit: train the shadow (and the best preset's decoder) on only the first N attacker images.
           images: victims: paper10 (default), a count N or a range a-b of test images 0-999; with
@@ -240,7 +243,7 @@ class Cli:
           cache_dir: where trained shadows are kept (default $MIA_TF_CACHE, else ~/.cache/mia_tf).
           strategy: default, mirrored or multiworker (tf.distribute, as for `train`).
           features: attack the features in an intercept log of `python -m mia_tf serve`.
-          seed: random seed for the shadow's initial weights and batch order.
+          seed: random seed for the (first) shadow's initial weights and batch order.
         """
         import time
 
@@ -251,19 +254,31 @@ class Cli:
         target = experiment.prepare(dataset, model, layer, images, features)
         settings = query_free.preset(preset, target.head, target.dataset, layer, data, net,
                                      50 if epochs is None else epochs, limit, seed)
+        shadows = (query_free.BEST_SHADOWS if preset == "best" else 1) if shadows is None else shadows
+        if not isinstance(shadows, int) or shadows < 1:
+            raise UsageError(f"--shadows must be a positive whole number, got {shadows!r}")
         verbose = 1 if sys.stderr.isatty() else 0
+        features = target.features()
         started = time.time()
-        shadow, path, cached = query_free.trained_shadow(
-            target.head, target.tail, models_lib.weights_sha256(target.tail), target.dataset, layer, settings,
-            data_dir, cache_dir, make_strategy(strategy), verbose=verbose, intercepted=target.features())
-        print(f"shadow {'loaded from' if cached else 'trained on ' + data + ', saved to'} {path}", file=sys.stderr)
-        reconstruction, record = query_free.query_free_attack(shadow, target.features(), target.dataset, layer, preset,
-                                                              data, data_dir, cache_dir, limit, verbose)
+        trained, reconstructions, records = [], [], []
+        for k in range(shadows):  # shadow k has seed + k
+            shadow, path, cached = query_free.trained_shadow(
+                target.head, target.tail, models_lib.weights_sha256(target.tail), target.dataset, layer,
+                dataclasses.replace(settings, seed=seed + k), data_dir, cache_dir, make_strategy(strategy),
+                verbose=verbose, intercepted=features)
+            print(f"shadow {'loaded from' if cached else 'trained on ' + data + ', saved to'} {path}", file=sys.stderr)
+            reconstruction, record = query_free.query_free_attack(shadow, features, target.dataset, layer, preset,
+                                                                  data, data_dir, cache_dir, limit, verbose)
+            trained.append(shadow)
+            reconstructions.append(reconstruction)
+            records.append({"cache": path, "from_cache": cached, "training": training_record(path), **record})
+        reconstruction, choice, residuals = query_free.select_by_residual(trained, features, reconstructions)
         out = out or experiment.default_out("queryfree", target, f"{data}_{net}_{preset}")
         _finish(out, target, reconstruction, {
-            "attack": "queryfree", "method": "rmle through a shadow trained via the tail", "preset": preset,
-            "attacker_data": data, "net": net, "shadow": dataclasses.asdict(settings), "shadow_cache": path,
-            "shadow_from_cache": cached, "shadow_training": training_record(path), **record, "seed": seed,
+            "attack": "queryfree", "method": "inversion through shadows trained via the tail", "preset": preset,
+            "attacker_data": data, "net": net, "shadow": dataclasses.asdict(settings), "seed": seed,
+            "shadows": records, "chosen_shadow_counts": np.bincount(choice, minlength=shadows).tolist(),
+            "mean_feature_residual": residuals.mean(axis=1).round(4).tolist(),
             "seconds": round(time.time() - started, 1)},
             logdir, f"query-free ({preset} preset, {data} data, {net} net) on {target.model_label} at {layer}")
 

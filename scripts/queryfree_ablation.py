@@ -130,8 +130,9 @@ def main():
         best = query_free.preset("best", head, dataset, args.layer, args.data, args.net)
         shadows = [shadow_for(best.feature_stats_weight > 0, seed)[0] for seed in range(args.seeds)]
         averaged, seconds = [], 0.0
-        for shadow in shadows:
+        for seed, shadow in enumerate(shadows):
             reconstruction, took = invert(shadow, "best")
+            add(f"as best, seed {seed}", "best", reconstruction, None, took, None)
             averaged.append(reconstruction)
             seconds += took
         add(f"as best, {args.seeds} seeds", "best, averaged", np.mean(averaged, axis=0), None,

@@ -44,8 +44,8 @@ def test_shadow_through_the_tail_then_rmle_via_the_cli(tmp_path, data_dir):
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr
     record = json.load(open(tmp_path / "qf" / "metrics.json"))
-    assert record["attack"] == "queryfree" and record["net"] == "same" and record["rmle"]["steps"] == 500
-    assert record["summary"]["psnr"]["mean"] > 6.0 and not record["shadow_from_cache"]
+    assert record["attack"] == "queryfree" and record["net"] == "same" and record["shadows"][0]["rmle"]["steps"] == 500
+    assert record["summary"]["psnr"]["mean"] > 6.0 and not record["shadows"][0]["from_cache"]
     again = run_cli(*args)
     assert again.returncode == 0 and "loaded from" in again.stderr
 
@@ -71,14 +71,29 @@ def test_feature_statistics_matching_pulls_the_shadow_towards_the_intercepted_fe
 
 
 def test_best_preset_via_the_cli_trains_a_decoder_through_the_shadow(tmp_path, data_dir):
-    result = run_cli("queryfree", "--layer", "relu2", "--data", "dist", "--preset", "best", "--epochs", "1",
-                     "--limit", "1024", "--data-dir", data_dir, "--cache-dir", str(tmp_path / "cache"),
+    result = run_cli("queryfree", "--layer", "relu2", "--data", "dist", "--preset", "best", "--shadows", "2",
+                     "--epochs", "1", "--limit", "1024", "--data-dir", data_dir, "--cache-dir", str(tmp_path / "cache"),
                      "--out", str(tmp_path / "qf"))
     assert result.returncode == 0, result.stderr
     record = json.load(open(tmp_path / "qf" / "metrics.json"))
     assert record["preset"] == "best" and record["shadow"]["feature_stats_weight"] > 0
-    assert record["decoder_training"]["seconds"] > 0 and "rmle" not in record
+    assert len(record["shadows"]) == 2 and record["shadows"][0]["cache"] != record["shadows"][1]["cache"]
+    assert all(s["decoder_training"]["seconds"] > 0 and "rmle" not in s for s in record["shadows"])
+    assert sum(record["chosen_shadow_counts"]) == 10 and len(record["mean_feature_residual"]) == 2
     assert record["summary"]["psnr"]["mean"] > 6.0
+
+
+def test_the_reconstruction_a_shadow_explains_best_is_kept():
+    head, _ = mia_tf.split(mia_tf.load_model("lenet_mnist")[0], "relu2")
+    _, images, _ = mia_tf.data.victims("mnist", "paper10")
+    x = mia_tf.data.normalize(images, "mnist")
+    features = head.predict(x, verbose=0)
+    wrong = np.roll(x, 1, axis=0)  # every victim gets its neighbour's image
+    mixed = np.where(np.arange(10)[:, None, None, None] < 5, x, wrong)
+    chosen, choice, residuals = query_free.select_by_residual([head, head], features, [wrong, mixed])
+    assert choice.tolist() == [1] * 5 + [0] * 5 or np.allclose(residuals[0, 5:], residuals[1, 5:])
+    assert np.allclose(residuals[1, :5], 0, atol=1e-5) and np.all(residuals[0, :5] > 0.1)
+    np.testing.assert_array_equal(chosen[:5], x[:5])
 
 
 def test_best_preset_inverts_an_affine_shadow_exactly_without_matching_statistics():
@@ -91,7 +106,8 @@ def test_best_preset_inverts_an_affine_shadow_exactly_without_matching_statistic
 
 def test_bad_input_is_refused_before_training(tmp_path, data_dir):
     for args, message in [(("--data", "noise"), "needs labelled images"), (("--net", "deep"), "unknown --net"),
-                          (("--epochs", "0"), "positive whole number"), (("--preset", "fast"), "unknown preset")]:
+                          (("--epochs", "0"), "positive whole number"), (("--preset", "fast"), "unknown preset"),
+                          (("--shadows", "0"), "--shadows must be")]:
         result = run_cli("queryfree", "--layer", "relu2", "--data-dir", data_dir, *args)
         assert result.returncode == 2 and message in result.stderr, result.stderr
     model = mia_tf.load_model("lenet_mnist")[0]
