@@ -278,7 +278,7 @@ class Cli:
             "attack": "queryfree", "method": "inversion through shadows trained via the tail", "preset": preset,
             "attacker_data": data, "net": net, "shadow": dataclasses.asdict(settings), "seed": seed,
             "shadows": records, "chosen_shadow_counts": np.bincount(choice, minlength=shadows).tolist(),
-            "mean_feature_residual": residuals.mean(axis=1).round(4).tolist(),
+            "mean_feature_residual": [round(float(r), 4) for r in residuals.mean(axis=1)],
             "seconds": round(time.time() - started, 1)},
             logdir, f"query-free ({preset} preset, {data} data, {net} net) on {target.model_label} at {layer}")
 
