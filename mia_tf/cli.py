@@ -259,13 +259,14 @@ class Cli:
             raise UsageError(f"--shadows must be a positive whole number, got {shadows!r}")
         verbose = 1 if sys.stderr.isatty() else 0
         features = target.features()
+        tail_sha256, distribution = models_lib.weights_sha256(target.tail), make_strategy(strategy)
         started = time.time()
         trained, reconstructions, records = [], [], []
         for k in range(shadows):  # shadow k has seed + k
             shadow, path, cached = query_free.trained_shadow(
-                target.head, target.tail, models_lib.weights_sha256(target.tail), target.dataset, layer,
-                dataclasses.replace(settings, seed=seed + k), data_dir, cache_dir, make_strategy(strategy),
-                verbose=verbose, intercepted=features)
+                target.head, target.tail, tail_sha256, target.dataset, layer,
+                dataclasses.replace(settings, seed=seed + k), data_dir, cache_dir, distribution, verbose=verbose,
+                intercepted=features)
             print(f"shadow {'loaded from' if cached else 'trained on ' + data + ', saved to'} {path}", file=sys.stderr)
             reconstruction, record = query_free.query_free_attack(shadow, features, target.dataset, layer, preset,
                                                                   data, data_dir, cache_dir, limit, verbose)

@@ -89,7 +89,7 @@ def main():
         shadow, path, _ = query_free.trained_shadow(head, tail, tail_sha, dataset, args.layer, settings, args.data_dir,
                                                     args.cache_dir, intercepted=features)
         gap = float(np.linalg.norm(shadow.predict(x, verbose=0) - features) / np.linalg.norm(features))
-        return shadow, gap, query_free.cache_lib.training_record(path)
+        return shadow, gap, cache_lib.training_record(path)
 
     def invert(shadow, how):
         """Reconstructions by one inversion ("best": the preset's, `query_free_attack`) and their seconds."""
@@ -103,8 +103,8 @@ def main():
             return result.reconstruction, time.time() - began
         guess = None
         if how != "exact least squares":
-            decoder, _, _ = learned_prior.prior_decoder(shadow, dataset, args.layer, models.weights_sha256(shadow),
-                                                        args.data_dir, args.data, cache=args.cache_dir)
+            decoder, _, _ = query_free.shadow_decoder(shadow, dataset, args.layer, args.data, args.data_dir,
+                                                      args.cache_dir)
             guess = inverse_network.invert(decoder, features)
             if how == "decoder":
                 return guess, time.time() - began

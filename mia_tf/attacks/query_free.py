@@ -80,10 +80,10 @@ def preset(name, head, dataset=None, layer=None, data="dist", net="same", epochs
     """
     if name not in PRESETS:
         raise UsageError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
-    QueryFreeSettings(data, net, epochs).validate()
-    match_stats = name == "best" and not whitebox.is_affine(shadow_head(head, net, dataset, layer))
-    weight = BEST_FEATURE_STATS_WEIGHT if match_stats else 0.0
-    return QueryFreeSettings(data, net, epochs, limit=limit, feature_stats_weight=weight, seed=seed).validate()
+    settings = QueryFreeSettings(data, net, epochs, limit=limit, seed=seed).validate()
+    if name == "best" and not whitebox.is_affine(shadow_head(head, net, dataset, layer)):
+        settings = dataclasses.replace(settings, feature_stats_weight=BEST_FEATURE_STATS_WEIGHT)
+    return settings
 
 
 def feature_statistics(features):
@@ -233,6 +233,16 @@ def trained_shadow(head, tail, tail_sha256, dataset, layer, settings=QueryFreeSe
     return shadow, path, cached
 
 
+def shadow_decoder(shadow, dataset, layer, attacker_data="dist", data_dir=None, cache=None, limit=None, verbose=0):
+    """A decoder trained through the shadow on the attacker's images (the white-box prior's
+    decoder, cached under the shadow's weights hash). Returns (decoder, cache path, cached)."""
+    from mia_tf import models as models_lib
+    from mia_tf.attacks import learned_prior
+
+    return learned_prior.prior_decoder(shadow, dataset, layer, models_lib.weights_sha256(shadow), data_dir,
+                                       attacker_data, limit=limit, cache=cache, verbose=verbose)
+
+
 def query_free_attack(shadow, features, dataset, layer, preset_name="paper", attacker_data="dist", data_dir=None,
                       cache=None, limit=None, verbose=0):
     """Invert the real intercepted features through the trained shadow.
@@ -243,7 +253,6 @@ def query_free_attack(shadow, features, dataset, layer, preset_name="paper", att
     applied to the real features.
     Returns (reconstruction in normalised space, record for metrics.json).
     """
-    from mia_tf import models as models_lib
     from mia_tf.attacks import learned_prior
 
     pixel_range = data_lib.pixel_range(dataset)
@@ -252,9 +261,7 @@ def query_free_attack(shadow, features, dataset, layer, preset_name="paper", att
             {"rmle": dataclasses.asdict(RMLE)}
     if whitebox.is_affine(shadow):  # measured at MNIST conv1: 10 dB above a decoder through the shadow
         return whitebox.whitebox_attack(shadow, features, EXACT).reconstruction, {"rmle": dataclasses.asdict(EXACT)}
-    decoder, path, cached = learned_prior.prior_decoder(shadow, dataset, layer, models_lib.weights_sha256(shadow),
-                                                        data_dir, attacker_data, limit=limit, cache=cache,
-                                                        verbose=verbose)
+    decoder, path, cached = shadow_decoder(shadow, dataset, layer, attacker_data, data_dir, cache, limit, verbose)
     # No rMLE refinement: through a shadow whose features only roughly match the real ones it
     # pulls the decoder's guess towards the shadow's preimage and costs 6-7 dB (MNIST relu2,
     # results/queryfree_ablation/).
