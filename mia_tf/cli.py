@@ -229,7 +229,8 @@ class Cli:
             into 3x3 stacks, 3x3 ones into 3x3 + 1x1).
           preset: paper (the authors' attack) or best (the shadow also matches the per-channel
             statistics of the intercepted features; least squares through an affine shadow, a
-            decoder trained through any other; three shadows; see mia_tf/attacks/query_free.py).
+            decoder trained through any other, refined through the shadow when cross-shadow validation finds
+            that helps; three shadows; see mia_tf/attacks/query_free.py).
           shadows: how many shadows to train (seeds seed, seed+1, ...); per victim, the
             reconstruction whose shadow best explains its features is kept. Default 1 for paper,
             3 for best.
@@ -261,24 +262,24 @@ class Cli:
         features = target.features()
         tail_sha256, distribution = models_lib.weights_sha256(target.tail), make_strategy(strategy)
         started = time.time()
-        trained, reconstructions, records = [], [], []
+        trained, records = [], []
         for k in range(shadows):  # shadow k has seed + k
             shadow, path, cached = query_free.trained_shadow(
                 target.head, target.tail, tail_sha256, target.dataset, layer,
                 dataclasses.replace(settings, seed=seed + k), data_dir, cache_dir, distribution, verbose=verbose,
                 intercepted=features)
             print(f"shadow {'loaded from' if cached else 'trained on ' + data + ', saved to'} {path}", file=sys.stderr)
-            reconstruction, record = query_free.query_free_attack(shadow, features, target.dataset, layer, preset,
-                                                                  data, data_dir, cache_dir, limit, verbose)
             trained.append(shadow)
-            reconstructions.append(reconstruction)
-            records.append({"cache": path, "from_cache": cached, "training": training_record(path), **record})
+            records.append({"cache": path, "from_cache": cached, "training": training_record(path)})
+        reconstructions, inversions, refinement = query_free.invert_through_shadows(
+            trained, features, target.dataset, layer, preset, data, data_dir, cache_dir, limit, verbose)
+        records = [{**record, **inversion} for record, inversion in zip(records, inversions)]
         reconstruction, choice, residuals = query_free.select_by_residual(trained, features, reconstructions)
         out = out or experiment.default_out("queryfree", target, f"{data}_{net}_{preset}")
         _finish(out, target, reconstruction, {
             "attack": "queryfree", "method": "inversion through shadows trained via the tail", "preset": preset,
             "attacker_data": data, "net": net, "shadow": dataclasses.asdict(settings), "seed": seed,
-            "shadows": records, "chosen_shadow_counts": np.bincount(choice, minlength=shadows).tolist(),
+            "shadows": records, "refinement": refinement, "chosen_shadow_counts": np.bincount(choice, minlength=shadows).tolist(),
             "mean_feature_residual": [round(float(r), 4) for r in residuals.mean(axis=1)],
             "seconds": round(time.time() - started, 1)},
             logdir, f"query-free ({preset} preset, {data} data, {net} net) on {target.model_label} at {layer}")

@@ -83,6 +83,8 @@ def test_best_preset_via_the_cli_trains_a_decoder_through_the_shadow(tmp_path, d
     assert record["preset"] == "best" and record["shadow"]["feature_stats_weight"] > 0
     assert len(record["shadows"]) == 2 and record["shadows"][0]["cache"] != record["shadows"][1]["cache"]
     assert all(s["decoder_training"]["seconds"] > 0 and "rmle" not in s for s in record["shadows"])
+    refinement = record["refinement"]  # decided by cross-shadow validation on 100 attacker images
+    assert refinement["validation_images"] == 100 and refinement["refined"] == (refinement["cross_shadow_gain_db"] > 0)
     assert sum(record["chosen_shadow_counts"]) == 10 and len(record["mean_feature_residual"]) == 2
     assert record["summary"]["psnr"]["mean"] > 6.0
 
@@ -98,6 +100,16 @@ def test_the_reconstruction_a_shadow_explains_best_is_kept():
     assert choice.tolist() == [1] * 5 + [0] * 5 or np.allclose(residuals[0, 5:], residuals[1, 5:])
     assert np.allclose(residuals[1, :5], 0, atol=1e-5) and np.all(residuals[0, :5] > 0.1)
     np.testing.assert_array_equal(chosen[:5], x[:5])
+
+
+def test_cross_shadow_validation_sees_that_refinement_fixes_a_useless_decoder():
+    head, _ = mia_tf.split(mia_tf.load_model("lenet_mnist")[0], "relu2")
+    grey = keras.Sequential([keras.Input(head.output.shape[1:]), keras.layers.Flatten(),
+                             keras.layers.Dense(28 * 28, kernel_initializer="zeros"), keras.layers.Reshape((28, 28, 1))])
+    _, images, _ = mia_tf.data.victims("mnist", "paper10")
+    # shadows identical to the real head: refinement through them can only help a blank guess
+    gain = query_free.refinement_gain([head, head], [grey, grey], mia_tf.data.normalize(images, "mnist"), "mnist")
+    assert gain > 1.0  # measured 2.3 dB
 
 
 def test_best_preset_inverts_an_affine_shadow_exactly_without_matching_statistics():
