@@ -22,6 +22,20 @@ def test_the_papers_different_structures_fit_the_tail(dataset, layer, expected_c
     assert sum(isinstance(l, keras.layers.Conv2D) for l in shadow.layers) == expected_convs
 
 
+def test_a_shadows_weights_hash_does_not_depend_on_layers_made_before():
+    # the decoder trained through a shadow is cached under this hash: auto-generated layer names
+    # (conv2d_7 ...) would make a reloaded shadow miss its decoder in another process
+    head, _ = mia_tf.split(mia_tf.load_model("lenet_mnist")[0], "relu2")
+    first = query_free.shadow_head(head, "diff", "mnist", "relu2")
+    keras.layers.Conv2D(4, 3)  # another layer in between shifts any automatic numbering
+    second = query_free.shadow_head(head, "diff", "mnist", "relu2")
+    second.set_weights(first.get_weights())
+    assert mia_tf.models.weights_sha256(first) == mia_tf.models.weights_sha256(second)
+    derived = [query_free.different_structure(head) for _ in range(2)]
+    derived[1].set_weights(derived[0].get_weights())
+    assert mia_tf.models.weights_sha256(derived[0]) == mia_tf.models.weights_sha256(derived[1])
+
+
 def test_a_different_structure_is_derived_for_heads_outside_the_zoo():
     x = inputs = keras.Input((20, 20, 3))
     x = keras.layers.Conv2D(12, 7, activation="relu")(x)  # 7x7 -> three 3x3

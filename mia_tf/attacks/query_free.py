@@ -125,32 +125,39 @@ def _feature_stats_penalty(target_mean, target_std, weight):
     return MatchFeatureStatistics(name="match_feature_statistics")
 
 
-def _conv(filters, kernel, padding, name=None):
-    from keras import layers
-
-    return layers.Conv2D(filters, kernel, padding=padding, name=name)
+# The paper's different shadow structures for the zoo splits (PAPER.md, Algorithm 3): a
+# convolution is (filters, kernel size, padding), "relu" a ReLU, "pool" a 2 x 2 max pooling.
+PAPER_DIFFERENT_STRUCTURES = {
+    ("mnist", "conv1"): [(8, 3, "valid"), "relu", (8, 3, "valid")],
+    ("mnist", "relu2"): [(8, 3, "valid"), "relu", (16, 3, "valid"), "relu", "pool", (16, 3, "valid"), "relu",
+                         (16, 3, "valid"), "relu"],
+    ("cifar10", "conv11"): [(16, 3, "same"), "relu", (64, 3, "same")],
+    ("cifar10", "relu22"): [(64, 5, "same"), "relu", "pool", (128, 5, "same"), "relu"],
+    ("cifar10", "relu32"): [(64, 5, "same"), "relu", "pool", (128, 5, "same"), "relu", "pool", (128, 5, "same"),
+                            "relu"],
+}
 
 
 def _paper_different_head(dataset, layer, input_shape):
-    """The paper's different shadow structure for a zoo split, or None (PAPER.md, Algorithm 3)."""
+    """The paper's different shadow structure for a zoo split, or None.
+
+    Its layers have fixed names: a shadow's weights hash (the key of the decoder trained through
+    it) must not depend on how many layers the process made before.
+    """
     import keras
     from keras import layers
 
-    relu, pool = layers.ReLU, layers.MaxPooling2D
-    stacks = {
-        ("mnist", "conv1"): [_conv(8, 3, "valid"), relu(), _conv(8, 3, "valid")],
-        ("mnist", "relu2"): [_conv(8, 3, "valid"), relu(), _conv(16, 3, "valid"), relu(), pool(2),
-                             _conv(16, 3, "valid"), relu(), _conv(16, 3, "valid"), relu()],
-        ("cifar10", "conv11"): [_conv(16, 3, "same"), relu(), _conv(64, 3, "same")],
-        ("cifar10", "relu22"): [_conv(64, 5, "same"), relu(), pool(2), _conv(128, 5, "same"), relu()],
-        ("cifar10", "relu32"): [_conv(64, 5, "same"), relu(), pool(2), _conv(128, 5, "same"), relu(), pool(2),
-                                _conv(128, 5, "same"), relu()],
-    }
-    if (dataset, layer) not in stacks:
+    if (dataset, layer) not in PAPER_DIFFERENT_STRUCTURES:
         return None
     x = inputs = keras.Input(input_shape)
-    for step in stacks[(dataset, layer)]:
-        x = step(x)
+    for i, step in enumerate(PAPER_DIFFERENT_STRUCTURES[(dataset, layer)]):
+        if step == "relu":
+            x = layers.ReLU(name=f"shadow_relu_{i}")(x)
+        elif step == "pool":
+            x = layers.MaxPooling2D(2, name=f"shadow_pool_{i}")(x)
+        else:
+            filters, kernel, padding = step
+            x = layers.Conv2D(filters, kernel, padding=padding, name=f"shadow_conv_{i}")(x)
     return keras.Model(inputs, x, name=f"shadow_diff_{layer}")
 
 
@@ -160,7 +167,8 @@ def different_structure(head):
     Each k x k convolution (k >= 5, odd) becomes (k - 1) / 2 stacked 3 x 3 convolutions with ReLUs
     between (same receptive field and output size); each 3 x 3 one becomes a 3 x 3 convolution to
     half the filters, a ReLU and a 1 x 1 convolution; every other layer is copied with fresh
-    weights. The head must be a chain of layers (one input and one output each).
+    weights. The head must be a chain of layers (one input and one output each). Layer names
+    derive from the head's, so the shadow's weights hash does not depend on the process's history.
     """
     import keras
     from keras import layers
@@ -176,11 +184,13 @@ def different_structure(head):
             if k >= 5 and k % 2 == 1 and layer.strides == (1, 1):
                 for i in range((k - 1) // 2):
                     last = i == (k - 1) // 2 - 1
-                    x = layers.Conv2D(filters, 3, padding=padding, activation=activation if last else "relu")(x)
+                    x = layers.Conv2D(filters, 3, padding=padding, activation=activation if last else "relu",
+                                      name=f"{layer.name}_3x3_{i}")(x)
                 continue
             if k == 3 and layer.strides == (1, 1):
-                x = layers.Conv2D(max(8, filters // 2), 3, padding=padding, activation="relu")(x)
-                x = layers.Conv2D(filters, 1, activation=activation)(x)
+                x = layers.Conv2D(max(8, filters // 2), 3, padding=padding, activation="relu",
+                                  name=f"{layer.name}_3x3")(x)
+                x = layers.Conv2D(filters, 1, activation=activation, name=f"{layer.name}_1x1")(x)
                 continue
         x = layer.__class__.from_config(layer.get_config() | {"name": f"{layer.name}_copy"})(x)
     return keras.Model(inputs, x, name=f"{head.name}_shadow_diff")
