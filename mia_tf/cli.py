@@ -229,8 +229,8 @@ class Cli:
             into 3x3 stacks, 3x3 ones into 3x3 + 1x1).
           preset: paper (the authors' attack) or best (the shadow also matches the per-channel
             statistics of the intercepted features; least squares through an affine shadow, a
-            decoder trained through any other, refined through the shadow when cross-shadow validation finds
-            that helps; three shadows; see mia_tf/attacks/query_free.py).
+            decoder trained through any other, refined through the shadow when cross-shadow
+            validation finds that helps; three shadows; see mia_tf/attacks/query_free.py).
           shadows: how many shadows to train (seeds seed, seed+1, ...); per victim, the
             reconstruction whose shadow best explains its features is kept. Default 1 for paper,
             3 for best.
@@ -279,7 +279,8 @@ class Cli:
         _finish(out, target, reconstruction, {
             "attack": "queryfree", "method": "inversion through shadows trained via the tail", "preset": preset,
             "attacker_data": data, "net": net, "shadow": dataclasses.asdict(settings), "seed": seed,
-            "shadows": records, "refinement": refinement, "chosen_shadow_counts": np.bincount(choice, minlength=shadows).tolist(),
+            "shadows": records, "refinement": refinement,
+            "chosen_shadow_counts": np.bincount(choice, minlength=shadows).tolist(),
             "mean_feature_residual": [round(float(r), 4) for r in residuals.mean(axis=1)],
             "seconds": round(time.time() - started, 1)},
             logdir, f"query-free ({preset} preset, {data} data, {net} net) on {target.model_label} at {layer}")

@@ -119,7 +119,8 @@ def test_the_reconstruction_a_shadow_explains_best_is_kept():
 def test_cross_shadow_validation_sees_that_refinement_fixes_a_useless_decoder():
     head, _ = mia_tf.split(mia_tf.load_model("lenet_mnist")[0], "relu2")
     grey = keras.Sequential([keras.Input(head.output.shape[1:]), keras.layers.Flatten(),
-                             keras.layers.Dense(28 * 28, kernel_initializer="zeros"), keras.layers.Reshape((28, 28, 1))])
+                             keras.layers.Dense(28 * 28, kernel_initializer="zeros"),
+                             keras.layers.Reshape((28, 28, 1))])
     _, images, _ = mia_tf.data.victims("mnist", "paper10")
     # shadows identical to the real head: refinement through them can only help a blank guess
     gain = query_free.refinement_gain([head, head], [grey, grey], mia_tf.data.normalize(images, "mnist"), "mnist")

@@ -322,11 +322,11 @@ def refinement_gain(shadows, decoders, images, dataset):
 
     truth = data_lib.denormalize(images, dataset)
     pixel_range = data_lib.pixel_range(dataset)
+    stand_ins = [shadow.predict(images, batch_size=256, verbose=0) for shadow in shadows]
     gains = []
     for a, b in itertools.permutations(range(len(shadows)), 2):
-        stand_in = shadows[b].predict(images, batch_size=256, verbose=0)
-        guess = inverse_network.invert(decoders[a], stand_in)
-        refined = whitebox.whitebox_attack(shadows[a], stand_in, REFINE, init=guess,
+        guess = inverse_network.invert(decoders[a], stand_ins[b])
+        refined = whitebox.whitebox_attack(shadows[a], stand_ins[b], REFINE, init=guess,
                                            pixel_range=pixel_range).reconstruction
         gains.append(np.mean(metrics.psnr(truth, data_lib.denormalize(refined, dataset))
                              - metrics.psnr(truth, data_lib.denormalize(guess, dataset))))
