@@ -44,7 +44,8 @@ def test_bad_budgets_and_settings_are_refused_before_work(tmp_path, data_dir):
     for args, message in [(("--queries", "16"), "at least one training batch (32)"),
                           (("--data", "web"), "unknown attacker data 'web'"),
                           (("--attack", "gan"), "unknown attack 'gan'"),
-                          (("--preset", "fast"), "unknown preset 'fast'")]:
+                          (("--preset", "fast"), "unknown preset 'fast'"),
+                          (("--queries", "9001"), "more than the 9000 images of the attacker's 'dist' set")]:
         result = _blackbox(tmp_path, data_dir, "--layer", "conv1", *args)
         assert result.returncode == 2 and message in result.stderr, result.stderr
     assert not (tmp_path / "cache").exists()

@@ -1,7 +1,7 @@
 """The black-box attacks in one entry point: inverse network, shadow model, or both (hybrid).
 
     result = blackbox_attack(oracle, source_sha256, head_structure, features, "mnist", "relu2",
-                             BlackboxSettings(attack="hybrid", data="dist", queries=10_000))
+                             BlackboxSettings(attack="hybrid", data="dist", queries=3_000))
 
 - inverse (He et al., Algorithm 2; `inverse_network.py`): x0 = g(v), g trained on query pairs;
 - shadow (the paper's Table 8; `shadow_model.py`): rMLE with the authors' settings through a

@@ -111,6 +111,9 @@ def attacker_pairs(oracle, source_sha256, dataset, layer, attacker_data, queries
     from mia_tf.attacks import cache as cache_lib
 
     images, _ = data_lib.attacker_set(dataset, attacker_data, data_dir, limit=queries)
+    if queries is not None and len(images) < queries:  # else a larger budget would silently mean fewer
+        raise UsageError(f"a query budget of {queries} is more than the {len(images)} images of the attacker's "
+                         f"{attacker_data!r} set for {dataset}: give at most {len(images)} queries, or none for all")
     fields = {"source": source_sha256, "dataset": dataset, "layer": layer, "data": attacker_data, "queries": queries}
     before = oracle.queries
     answers = collect_answers(oracle, images, cache_lib.entry_path("pairs", fields, cache, suffix=".npy"))
