@@ -47,8 +47,10 @@ def _ssim(original, reconstruction, data_range):
 def ssim_paper(original, reconstruction):
     """Per-image SSIM with data_range = max - min of the reconstruction (the authors' choice)."""
     original, reconstruction = _check_pair(original, reconstruction)
-    # A constant reconstruction has range 0; a tiny range keeps SSIM defined (it is then ~0).
-    return np.array([_ssim(o, r, max(float(r.max() - r.min()), 1e-12))
+    # A constant reconstruction has range 0, where the formula divides by zero. Its limit as the
+    # range shrinks is 0 (the structure term vanishes); a tiny range instead gave round-off
+    # (-3e5 on a grey CIFAR image), so it is set to 0.
+    return np.array([_ssim(o, r, float(r.max() - r.min())) if r.max() > r.min() else 0.0
                      for o, r in zip(original, reconstruction)])
 
 

@@ -39,6 +39,12 @@ def test_paper_ssim_uses_the_reconstructions_range():
     assert abs(paper - standard) > 1e-3
 
 
+def test_paper_ssim_of_a_constant_reconstruction_is_zero():
+    # Its range is 0; a tiny stand-in range gave round-off of -3e5 on a textured image.
+    original = np.random.default_rng(1).uniform(size=(2, 32, 32, 3))
+    assert metrics.ssim_paper(original, np.full_like(original, 0.47)).tolist() == [0.0, 0.0]
+
+
 def test_summary_confidence_interval():
     s = metrics.Summary.of([1.0, 2.0, 3.0, 4.0])
     # mean 2.5, sample std 1.2910, t(0.975, 3) = 3.1824 -> half width 2.0543
