@@ -17,13 +17,16 @@ def test_inverse_network_learns_from_queries_and_is_reused(tmp_path, data_dir):
     record = json.load(open(tmp_path / "first" / "metrics.json"))
     assert record["attack"] == "blackbox" and record["attacker_data"] == "dist"
     assert record["queries_made_this_run"] == 2048 and not record["decoder_from_cache"]
-    assert record["summary"]["psnr"]["mean"] > 12.0  # the mean digit alone scores about 9 dB
+    # the dist set's mean image scores 11.6 dB on these victims (scripts/blank_baseline.py)
+    assert record["summary"]["psnr"]["mean"] > 14.0
     second = _blackbox(tmp_path, data_dir, *args, "--out", str(tmp_path / "second"))
     assert second.returncode == 0 and "loaded from" in second.stderr
     again = json.load(open(tmp_path / "second" / "metrics.json"))
     assert again["queries_made_this_run"] == 0 and again["decoder_from_cache"]
     assert again["summary"]["psnr"]["mean"] == record["summary"]["psnr"]["mean"]
     assert record["decoder_training"]["seconds"] > 0 and not record["decoder_training"]["resumed"]
+    losses = record["decoder_training"]["history"]["loss"]  # one per epoch, for judging convergence
+    assert len(losses) == 3 and losses[-1] < losses[0]
     assert again["decoder_training"] == record["decoder_training"]  # the cost of the reused decoder
 
 

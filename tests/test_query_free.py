@@ -8,6 +8,7 @@ import pytest
 
 import mia_tf
 from conftest import mia_tf as run_cli
+from mia_tf.attacks import cache as cache_lib
 from mia_tf.attacks import query_free
 from mia_tf.errors import UsageError
 
@@ -74,8 +75,10 @@ def test_feature_statistics_matching_pulls_the_shadow_towards_the_intercepted_fe
     gaps = {}
     for weight in (0.0, 1.0):
         settings = query_free.QueryFreeSettings(epochs=2, limit=2048, feature_stats_weight=weight)
-        shadow, _, _ = query_free.trained_shadow(head, tail, "tail", "mnist", "relu2", settings, data_dir,
-                                                 cache=str(tmp_path), intercepted=intercepted)
+        shadow, path, _ = query_free.trained_shadow(head, tail, "tail", "mnist", "relu2", settings, data_dir,
+                                                    cache=str(tmp_path), intercepted=intercepted)
+        accuracy = cache_lib.training_record(path)["history"]["accuracy"]  # the tail's, per epoch
+        assert len(accuracy) == 2 and accuracy[-1] > 0.5, accuracy
         mean, std = query_free.feature_statistics(shadow.predict(x, verbose=0))
         gaps[weight] = float(np.mean((mean - target_mean) ** 2 + (std - target_std) ** 2))
     assert gaps[1.0] < 0.5 * gaps[0.0], gaps

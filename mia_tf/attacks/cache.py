@@ -41,7 +41,8 @@ def load_or_train(kind, fields, model, train, cache=None):
     """Give `model` the cached weights for `fields`, or train it and cache them.
 
     Args:
-      train: called as train(backup_dir) to train `model` in place.
+      train: called as train(backup_dir) to train `model` in place; it may return a Keras history
+        dict (values per epoch), kept in the training record.
     Returns:
       (path of the weights, True if they came from the cache).
     """
@@ -60,12 +61,15 @@ def load_or_train(kind, fields, model, train, cache=None):
         return path, True
     backup = _stem(path) + ".backup"
     resumed, started = os.path.isdir(backup), time.time()
-    train(backup)
+    history = train(backup)
     with atomic_path(path) as tmp:
         model.save_weights(tmp)
-    write_json(_training_record_path(path), {  # a resumed run's seconds count only its last part
+    training = {  # a resumed run's seconds and history cover only its last part
         "seconds": round(time.time() - started, 1), "resumed": resumed,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores", "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores", "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if history:
+        training["history"] = {name: [float(f"{value:.5g}") for value in values] for name, values in history.items()}
+    write_json(_training_record_path(path), training)
     write_json(record, fields)
     shutil.rmtree(backup, ignore_errors=True)
     return path, False
@@ -81,7 +85,8 @@ def _training_record_path(weights_path):
 
 
 def training_record(weights_path):
-    """{"seconds", "machine", "finished"} of the training that made a cached model, or None if unknown."""
+    """{"seconds", "resumed", "machine", "finished", "history"} of the training that made a cached
+    model (history: loss and metrics per epoch, when the trainer returned them), or None if unknown."""
     try:
         with open(_training_record_path(weights_path)) as f:
             return json.load(f)

@@ -149,7 +149,7 @@ def trained_decoder(oracle, source_sha256, dataset, layer, attacker_data, settin
     def train(backup_dir):
         images, features, _ = attacker_pairs(oracle, source_sha256, spec.name, layer, attacker_data, queries,
                                              data_dir, cache)
-        fit_pairs(decoder, features, images, settings, strategy, backup_dir, verbose=verbose)
+        return fit_pairs(decoder, features, images, settings, strategy, backup_dir, verbose=verbose)
 
     path, cached = cache_lib.load_or_train("decoders", fields, decoder, train, cache)
     return decoder, path, cached

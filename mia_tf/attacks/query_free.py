@@ -247,8 +247,9 @@ def trained_shadow(head, tail, tail_sha256, dataset, layer, settings=QueryFreeSe
         classes = int(tail.output.shape[-1])
         if labels.min() < 0 or labels.max() >= classes:
             raise UsageError(f"attacker labels span {labels.min()}..{labels.max()}, but the tail has {classes} classes")
-        fit_pairs(through_tail, images, labels.astype(np.float32), settings, strategy, backup_dir, seed=settings.seed,
-                  verbose=verbose, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return fit_pairs(through_tail, images, labels.astype(np.float32), settings, strategy, backup_dir,
+                         seed=settings.seed, verbose=verbose, metrics=["accuracy"],
+                         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
     path, cached = cache_lib.load_or_train("queryfree", fields, shadow, train, cache)
     return shadow, path, cached

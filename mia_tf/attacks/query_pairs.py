@@ -65,7 +65,7 @@ def pair_batches(inputs, targets, batch_size, seed):
 
 
 def fit_pairs(model, inputs, targets, settings, strategy=None, backup_dir=None, seed=0, verbose=0, callbacks=(),
-              loss="mse"):
+              loss="mse", metrics=()):
     """Train `model` so that model(inputs) ~ targets (MSE unless `loss` says otherwise), Adam (the
     authors' epsilon and amsgrad) with the learning rate halved every `settings.halve_every` epochs.
 
@@ -79,8 +79,9 @@ def fit_pairs(model, inputs, targets, settings, strategy=None, backup_dir=None, 
       strategy: a tf.distribute strategy (see `mia_tf.train.make_strategy`), or None.
       backup_dir: with it, weights, optimizer and epoch are saved after every epoch and a killed
         run resumes there.
+      metrics: Keras metric names to track besides the loss (their per-epoch values are returned).
     Returns:
-      the Keras history dict (loss per epoch).
+      the Keras history dict (loss and `metrics` per epoch; a resumed run: the epochs it trained).
     """
     import keras
 
@@ -88,7 +89,7 @@ def fit_pairs(model, inputs, targets, settings, strategy=None, backup_dir=None, 
         raise UsageError(f"{len(inputs)} inputs but {len(targets)} targets: pairs must match")
     with strategy_scope(strategy):
         model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate, epsilon=1e-3, amsgrad=True),
-                        loss=loss)
+                      loss=loss, metrics=list(metrics))
 
     def halving(epoch, _lr=None):
         return settings.learning_rate * 0.5 ** (epoch // settings.halve_every)

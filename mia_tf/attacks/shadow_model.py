@@ -51,7 +51,7 @@ def trained_shadow(oracle, head, source_sha256, dataset, layer, attacker_data, s
     def train(backup_dir):
         images, answers, _ = attacker_pairs(oracle, source_sha256, dataset, layer, attacker_data, queries,
                                             data_dir, cache)
-        fit_pairs(shadow, images, answers, settings, strategy, backup_dir, verbose=verbose)
+        return fit_pairs(shadow, images, answers, settings, strategy, backup_dir, verbose=verbose)
 
     path, cached = cache_lib.load_or_train("shadows", fields, shadow, train, cache)
     return shadow, path, cached
