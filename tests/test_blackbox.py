@@ -67,3 +67,10 @@ def test_shadow_and_hybrid_share_the_queries_and_rebuild_the_digits(tmp_path, da
     assert record["queries_made_this_run"] == 0  # the shadow's answers were kept and reused
     assert record["shadow_from_cache"] and not record["decoder_from_cache"]
     assert record["summary"]["psnr"]["mean"] > 12.0
+    # refinement through the shadow is kept only if it gained on 100 of the attacker's own images
+    refinement = record["refinement"]
+    assert refinement["validation_images"] == 100 and refinement["refined"] == (refinement["validation_gain_db"] > 0)
+    inverse = _blackbox(tmp_path, data_dir, *args, "--out", str(tmp_path / "inverse"))
+    assert inverse.returncode == 0, inverse.stderr
+    decoder_alone = json.load(open(tmp_path / "inverse" / "metrics.json"))["summary"]["psnr"]["mean"]
+    assert (record["summary"]["psnr"]["mean"] == decoder_alone) != refinement["refined"]

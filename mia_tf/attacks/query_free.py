@@ -319,18 +319,11 @@ def refinement_gain(shadows, decoders, images, dataset):
     refinement invert them, a mismatch of the same kind as between a shadow and the real head.
     Returns the mean PSNR gain in dB of refinement over the decoder alone, over all pairs a != b.
     """
-    from mia_tf import metrics
-
-    truth = data_lib.denormalize(images, dataset)
-    pixel_range = data_lib.pixel_range(dataset)
     stand_ins = [shadow.predict(images, batch_size=256, verbose=0) for shadow in shadows]
     gains = []
     for a, b in itertools.permutations(range(len(shadows)), 2):
         guess = inverse_network.invert(decoders[a], stand_ins[b])
-        refined = whitebox.whitebox_attack(shadows[a], stand_ins[b], REFINE, init=guess,
-                                           pixel_range=pixel_range).reconstruction
-        gains.append(np.mean(metrics.psnr(truth, data_lib.denormalize(refined, dataset))
-                             - metrics.psnr(truth, data_lib.denormalize(guess, dataset))))
+        gains.append(whitebox.refinement_gain(shadows[a], stand_ins[b], guess, images, REFINE, dataset))
     return float(np.mean(gains))
 
 

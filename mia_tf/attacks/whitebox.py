@@ -152,6 +152,20 @@ def whitebox_attack(head, features, settings=WhiteboxSettings(), init=None, pixe
     return WhiteboxResult(np.asarray(x), np.asarray(loss), method, time.time() - started)
 
 
+def refinement_gain(head, features, guess, images, settings, dataset):
+    """Mean PSNR gain in dB of refining `guess` by this attack through `head`, on images whose truth
+    the attacker knows (its own; `features` are what it holds for them, `guess` its prior's output,
+    both normalised). Attacks that cannot score their victims use it to decide whether to refine.
+    """
+    from mia_tf import data as data_lib, metrics
+
+    refined = whitebox_attack(head, features, settings, init=guess,
+                              pixel_range=data_lib.pixel_range(dataset)).reconstruction
+    truth = data_lib.denormalize(images, dataset)
+    return float(np.mean(metrics.psnr(truth, data_lib.denormalize(refined, dataset))
+                         - metrics.psnr(truth, data_lib.denormalize(guess, dataset))))
+
+
 def use_xla(xla):
     """Whether to compile with XLA: as asked, or (None) only when TensorFlow sees a GPU."""
     import tensorflow as tf
