@@ -6,8 +6,10 @@ query pairs (x, f1(x)), MSE as for the inverse network, then runs white-box rMLE
 against the intercepted features v (`whitebox.whitebox_attack` with the shadow as the head).
 
 The hybrid starts that rMLE from the inverse network's guess g(v) instead of zeros: the decoder
-gives the coarse picture, rMLE through the shadow sharpens what the shadow models well. Both
-share one set of queries (`query_pairs.attacker_pairs`).
+gives the coarse picture, rMLE through the shadow sharpens what the shadow models well, and
+`blackbox.py` keeps the refinement only where it gains on the attacker's own query pairs (a
+shadow that is merely close can also pull the guess off the image). Both share one set of
+queries (`query_pairs.attacker_pairs`).
 """
 
 import dataclasses
