@@ -72,3 +72,21 @@ def test_query_pairs_are_kept_on_disk_and_training_resumes_from_its_backup(data_
     resumed = inv.make_decoder(settings, "mnist", "conv1", (24, 24, 8), (28, 28, 1))
     history = query_pairs.fit_pairs(resumed, features, images, settings, backup_dir=backup)
     assert len(history["loss"]) == 1  # only the second epoch was left to run
+
+
+def test_mse_ssim_loss_adds_the_ssim_of_the_pixel_images():
+    from skimage.metrics import structural_similarity
+
+    spec = data.spec("cifar10")
+    rng = np.random.default_rng(0)
+    pixels = rng.uniform(size=(2, 32, 32, 3)).astype(np.float32)
+    blurred = (0.5 * pixels + 0.5 * pixels.mean()).astype(np.float32)  # same mean, half the contrast
+    normalised = [data.normalize((p * 255).astype(np.uint8), "cifar10") for p in (pixels, blurred)]
+    truth, guess = (n.astype(np.float32) for n in normalised)
+    pixel_truth, pixel_guess = (data.denormalize(n, "cifar10") for n in (truth, guess))
+    expected = [np.mean((t - g) ** 2) + 0.5 * (1 - structural_similarity(
+        pt, pg, win_size=7, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0,
+        channel_axis=-1)) for t, g, pt, pg in zip(truth, guess, pixel_truth, pixel_guess)]
+    loss = np.asarray(inv.mse_ssim_loss(spec, 0.5)(truth, guess))
+    assert loss == pytest.approx(expected, rel=2e-3)
+    assert np.asarray(inv.mse_ssim_loss(spec, 0.5)(truth, truth)) == pytest.approx([0.0, 0.0], abs=1e-5)

@@ -11,7 +11,8 @@ reconstructs a victim as g(v). Two decoder families:
 
 `trained_decoder` asks a query oracle (`oracle.QueryOracle`: a Keras or `.tflite` head) for the
 features of the attacker's images, once each, and trains either family on those pairs with MSE
-in normalised pixel space (the authors' loss; see `query_pairs.py`), caching the result.
+in normalised pixel space (the authors' loss; see `query_pairs.py`), optionally plus an SSIM
+term (`ssim_weight`; `mse_ssim_loss`), caching the result.
 """
 
 import dataclasses
@@ -31,6 +32,8 @@ class DecoderSettings:
     learning_rate: float = 1e-3
     halve_every: int = 10  # epochs between learning-rate halvings
     width: int = 64  # best family: channels of the first stage (halved per upsampling, min 32)
+    # loss = MSE in normalised space + ssim_weight * (1 - SSIM of the pixel images); 0: MSE only
+    ssim_weight: float = 0.0
 
 
 # The black-box attack's presets. paper: the authors' decoders and training (PAPER.md); best: the
@@ -141,18 +144,37 @@ def trained_decoder(oracle, source_sha256, dataset, layer, attacker_data, settin
     if queries is not None and queries < settings.batch_size:
         raise UsageError(f"a query budget of {queries} is smaller than one training batch of {settings.batch_size}: "
                          f"give at least {settings.batch_size} queries")
+    decoder_fields = dataclasses.asdict(settings)
+    if not settings.ssim_weight:  # the field came later: MSE-only decoders keep their cache keys
+        del decoder_fields["ssim_weight"]
     fields = {"source": source_sha256, "dataset": spec.name, "layer": layer, "data": attacker_data,
-              "queries": queries, "decoder": dataclasses.asdict(settings)}
+              "queries": queries, "decoder": decoder_fields}
     with strategy_scope(strategy):
         decoder = make_decoder(settings, spec.name, layer, oracle.feature_shape, spec.image_shape)
 
     def train(backup_dir):
         images, features, _ = attacker_pairs(oracle, source_sha256, spec.name, layer, attacker_data, queries,
                                              data_dir, cache)
-        return fit_pairs(decoder, features, images, settings, strategy, backup_dir, verbose=verbose)
+        loss = mse_ssim_loss(spec, settings.ssim_weight) if settings.ssim_weight else "mse"
+        return fit_pairs(decoder, features, images, settings, strategy, backup_dir, verbose=verbose, loss=loss)
 
     path, cached = cache_lib.load_or_train("decoders", fields, decoder, train, cache)
     return decoder, path, cached
+
+
+def mse_ssim_loss(spec, ssim_weight):
+    """Per image: MSE in normalised space + ssim_weight * (1 - SSIM), SSIM on the pixel scale [0, 1]
+    (TensorFlow's: 7x7 Gaussian window, sigma 1.5, so 28x28 MNIST fits), for `spec`'s data set."""
+    import tensorflow as tf
+
+    mean, std = tf.constant(spec.mean, tf.float32), tf.constant(spec.std, tf.float32)
+
+    def loss(images, reconstructions):
+        mse = tf.reduce_mean(tf.square(images - reconstructions), axis=[1, 2, 3])
+        ssim = tf.image.ssim(images * std + mean, reconstructions * std + mean, max_val=1.0, filter_size=7)
+        return mse + ssim_weight * (1.0 - ssim)
+
+    return loss
 
 
 def invert(decoder, features, batch_size=256):
