@@ -10,6 +10,14 @@ def format_table(headers, rows):
     return "\n".join(lines)
 
 
+def summary_cells(summary):
+    """PSNR, paper SSIM and standard SSIM of an `evaluate` summary, each "mean [low, high]"."""
+    from mia_tf.metrics import Summary
+
+    return [Summary(**summary[key]).format(digits)
+            for key, digits in (("psnr", 2), ("ssim_paper", 4), ("ssim_standard", 4))]
+
+
 def metrics_table(summary):
     """The table every attack verb prints: mean, 95 % CI and count, naming which SSIM is which."""
     names = [("psnr", "PSNR (dB)", 2), ("ssim_paper", "SSIM, paper (data_range of reconstruction)", 4),

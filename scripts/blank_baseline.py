@@ -9,12 +9,13 @@ same images. An attack that scores near these has learnt little about the indivi
 """
 
 import argparse
+import os
 
 import numpy as np
 
 from mia_tf import data as data_lib
 from mia_tf import metrics as metrics_lib
-from mia_tf.report import format_table, write_results_file
+from mia_tf.report import format_table, summary_cells, write_results_file
 
 
 def guesses(dist_images, victim_shape):
@@ -29,7 +30,8 @@ def guesses(dist_images, victim_shape):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", default=None, help="folder with the data sets' .npz files")
+    parser.add_argument("--data-dir", default=os.environ.get("MIA_TF_DATA_DIR", "../shared/data"),
+                        help="folder with the data sets' .npz files")
     parser.add_argument("--images", default="0-999", help="victims: test images a-b")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -40,10 +42,7 @@ def main():
         dist, _ = data_lib.attacker_set(dataset, "dist", args.data_dir)
         dist_images = data_lib.denormalize(dist, dataset)
         for name, guess in guesses(dist_images, victims.shape).items():
-            summary = metrics_lib.evaluate(victims, guess)["summary"]
-            rows.append([dataset, name, len(victims)] +
-                        [metrics_lib.Summary(**summary[key]).format(digits)
-                         for key, digits in (("psnr", 2), ("ssim_paper", 4), ("ssim_standard", 4))])
+            rows.append([dataset, name, len(victims), *summary_cells(metrics_lib.evaluate(victims, guess)["summary"])])
     text = "\n".join([
         "# Baselines: reconstructions made without the victims' features",
         "",

@@ -8,7 +8,7 @@ import glob
 import json
 import os
 
-from mia_tf.report import format_table, write_results_file
+from mia_tf.report import format_table, summary_cells, write_results_file
 
 
 def main():
@@ -20,16 +20,10 @@ def main():
     for path in sorted(glob.glob(os.path.join(args.root, "*", "metrics.json"))):
         with open(path) as f:
             record = json.load(f)
-        summary = record["summary"]
         machines.add(record["machine"])
-
-        def cell(key, digits):
-            s = summary[key]
-            return f"{s['mean']:.{digits}f} [{s['ci95_low']:.{digits}f}, {s['ci95_high']:.{digits}f}]"
-
         rows.append([os.path.basename(os.path.dirname(path)), record["model"], record["layer"], record["preset"],
-                     record["method"], record["victims"], cell("psnr", 2), cell("ssim_paper", 4),
-                     cell("ssim_standard", 4), f"{record['seconds']:.0f}"])
+                     record["method"], record["victims"], *summary_cells(record["summary"]),
+                     f"{record['seconds']:.0f}"])
     text = "\n".join([
         f"# Results: {os.path.basename(args.root.rstrip('/'))}",
         "",

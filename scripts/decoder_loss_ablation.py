@@ -18,7 +18,7 @@ import time
 from mia_tf import data, metrics, models
 from mia_tf.attacks import cache as cache_lib, inverse_network
 from mia_tf.attacks.oracle import QueryOracle
-from mia_tf.report import format_table, write_results_file
+from mia_tf.report import format_table, summary_cells, write_results_file
 from mia_tf.split import split
 
 
@@ -48,9 +48,7 @@ def main():
         recovered = data.denormalize(inverse_network.invert(decoder, features), args.dataset)
         summary = metrics.evaluate(images / 255.0, recovered)["summary"]
         training = cache_lib.training_record(path)
-        rows.append([f"{weight:g}"] + [metrics.Summary(**summary[key]).format(digits) for key, digits in
-                                       (("psnr", 2), ("ssim_paper", 4), ("ssim_standard", 4))] +
-                    [f"{training['seconds']:.0f}" if training else "-"])
+        rows.append([f"{weight:g}", *summary_cells(summary), f"{training['seconds']:.0f}" if training else "-"])
         raw.append({"ssim_weight": weight, "summary": summary, "decoder_training": training})
         print(rows[-1], flush=True)
     text = "\n".join([

@@ -21,8 +21,8 @@ import numpy as np
 
 from mia_tf import data as data_lib
 from mia_tf.attacks import inverse_network, shadow_model, whitebox
-from mia_tf.attacks.query_pairs import attacker_pairs
 from mia_tf.attacks.cache import training_record
+from mia_tf.attacks.query_pairs import attacker_pairs
 from mia_tf.errors import UsageError
 
 ATTACKS = ("inverse", "shadow", "hybrid")
