@@ -43,17 +43,19 @@ def collect_answers(oracle, images, path=None, batch_size=1024):
     return np.load(path, mmap_mode="r")
 
 
-def pair_batches(inputs, targets, batch_size, seed):
+def pair_batches(inputs, targets, batch_size, seed, epoch_examples=0):
     """tf.data of (inputs, targets) batches read from (possibly memory-mapped) arrays, in a new
-    random order every epoch."""
+    random order every epoch; with `epoch_examples` (0: all), each epoch is a fresh random
+    subset of at most that many pairs."""
     import tensorflow as tf
 
     count = len(targets)
+    per_epoch = min(count, epoch_examples) if epoch_examples else count
     rng = np.random.default_rng(seed)
 
     def batches():
-        order = rng.permutation(count)
-        for first in range(0, count, batch_size):
+        order = rng.permutation(count)[:per_epoch]
+        for first in range(0, per_epoch, batch_size):
             index = np.sort(order[first:first + batch_size])  # sorted reads are kinder to a memmap
             yield np.asarray(inputs[index], np.float32), np.asarray(targets[index], np.float32)
 
@@ -61,7 +63,7 @@ def pair_batches(inputs, targets, batch_size, seed):
                  tf.TensorSpec((None, *targets.shape[1:]), tf.float32))
     dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
     # Keras needs the length to schedule epochs of a generator.
-    return dataset.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size))).prefetch(2)
+    return dataset.apply(tf.data.experimental.assert_cardinality(-(-per_epoch // batch_size))).prefetch(2)
 
 
 def fit_pairs(model, inputs, targets, settings, strategy=None, backup_dir=None, seed=0, verbose=0, callbacks=(),
@@ -75,7 +77,9 @@ def fit_pairs(model, inputs, targets, settings, strategy=None, backup_dir=None, 
     Args:
       model: built under `strategy.scope()` when a strategy is given.
       inputs, targets: the pairs; arrays or memory maps (see `collect_answers`).
-      settings: anything with epochs, batch_size, learning_rate and halve_every.
+      settings: anything with epochs, batch_size, learning_rate and halve_every; an
+        `epoch_examples` field (0: a full pass) caps the pairs seen per epoch, so training on a
+        large set costs what it costs on a small one.
       strategy: a tf.distribute strategy (see `mia_tf.train.make_strategy`), or None.
       backup_dir: with it, weights, optimizer and epoch are saved after every epoch and a killed
         run resumes there.
@@ -95,7 +99,8 @@ def fit_pairs(model, inputs, targets, settings, strategy=None, backup_dir=None, 
         return settings.learning_rate * 0.5 ** (epoch // settings.halve_every)
 
     extra = [keras.callbacks.BackupAndRestore(backup_dir)] if backup_dir else []
-    history = model.fit(pair_batches(inputs, targets, settings.batch_size, seed), epochs=settings.epochs,
+    history = model.fit(pair_batches(inputs, targets, settings.batch_size, seed,
+                                     getattr(settings, "epoch_examples", 0)), epochs=settings.epochs,
                         verbose=verbose, shuffle=False, callbacks=[*extra, keras.callbacks.LearningRateScheduler(halving),
                                                                    *callbacks])
     return history.history
