@@ -42,7 +42,10 @@ def main():
     oracle, source_sha = QueryOracle.for_head(head, model)
     rows, raw = [], []
     for weight in args.weights:
-        settings = dataclasses.replace(inverse_network.preset("best"), epochs=args.epochs, ssim_weight=weight)
+        # Full passes (epoch_examples 0), as the committed rows were made; on the 9,000-image dist
+        # set the preset's 9,000-pair cap trains identically, but its cache key differs.
+        settings = dataclasses.replace(inverse_network.preset("best"), epochs=args.epochs, ssim_weight=weight,
+                                       epoch_examples=0)
         decoder, path, _ = inverse_network.trained_decoder(oracle, source_sha, args.dataset, args.layer, args.data,
                                                            settings, data_dir=args.data_dir, cache=args.cache_dir)
         recovered = data.denormalize(inverse_network.invert(decoder, features), args.dataset)
