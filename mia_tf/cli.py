@@ -170,12 +170,15 @@ class Cli:
             1000-9999: same distribution, disjoint from training set and victims) or noise
             (standard Gaussian in normalised space).
           attack: inverse (the inverse network g(v)), shadow (fit a shadow head of the head's
-            structure to the query pairs, then the authors' rMLE through it: the paper's Table 8) or
-            hybrid (rMLE through the shadow, started from the inverse network's guess).
+            structure to the query pairs, then the white-box attack through it: the paper's Table 8) or
+            hybrid (rMLE through the shadow, started from the inverse network's guess, kept if it
+            gains on the attacker's own images).
           queries: query budget: how many of the attacker's images are sent to the head (default:
             all of them: 60,000 / 50,000 for same and noise, 9,000 for dist).
-          preset: paper (the authors' tiny decoders, 50 epochs, Adam 1e-3 halved every 10) or best
-            (a decoder built from any feature shape: upsampling stages with residual blocks).
+          preset: paper (the authors' tiny decoders, 50 epochs, Adam 1e-3 halved every 10; their
+            rMLE through a shadow) or best (a decoder built from any feature shape: upsampling
+            stages with residual blocks, MSE + SSIM loss, epochs of at most 9,000 pairs; through a
+            shadow the white-box best preset: exact least squares when the shadow is affine).
           epochs: override the preset's number of training epochs.
           images: victims: paper10 (default), a count N or a range a-b of test images 0-999; with
             --features, the originals of the logged features to score against.

@@ -26,6 +26,8 @@ for dataset in "${@:-mnist cifar10}"; do
     for data in same dist noise; do
       run "${dataset}_${layer}_inverse_${data}_best" --dataset "$dataset" --layer "$layer" --data "$data" --preset best
     done
+    # Table 8 with the white-box best settings through the same shadow (exact when it is affine)
+    run "${dataset}_${layer}_shadow_same_best" --dataset "$dataset" --layer "$layer" --data same --attack shadow --preset best
     run "${dataset}_${layer}_hybrid_dist_best" --dataset "$dataset" --layer "$layer" --data dist --attack hybrid --preset best
     # quality against the number of queries: 1,000 and 3,000 of the 9,000 dist images (all of
     # them is the dist cell above)

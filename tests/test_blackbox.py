@@ -74,3 +74,14 @@ def test_shadow_and_hybrid_share_the_queries_and_rebuild_the_digits(tmp_path, da
     assert inverse.returncode == 0, inverse.stderr
     decoder_alone = json.load(open(tmp_path / "inverse" / "metrics.json"))["summary"]["psnr"]["mean"]
     assert (record["summary"]["psnr"]["mean"] == decoder_alone) != refinement["refined"]
+
+
+def test_shadow_best_inverts_an_affine_shadow_exactly(tmp_path, data_dir):
+    args = ("--layer", "conv1", "--data", "dist", "--queries", "2048", "--epochs", "3", "--attack", "shadow")
+    paper = _blackbox(tmp_path, data_dir, *args, "--out", str(tmp_path / "paper"))
+    best = _blackbox(tmp_path, data_dir, *args, "--preset", "best", "--out", str(tmp_path / "best"))
+    assert paper.returncode == 0 and best.returncode == 0, paper.stderr + best.stderr
+    paper, best = (json.load(open(tmp_path / run / "metrics.json")) for run in ("paper", "best"))
+    assert best["shadow_from_cache"]  # one shadow per query set, whatever the preset
+    assert best["rmle"]["exact_linear"] and not paper["rmle"]["exact_linear"]
+    assert best["summary"]["psnr"]["mean"] > paper["summary"]["psnr"]["mean"]

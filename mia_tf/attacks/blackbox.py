@@ -4,8 +4,10 @@
                              BlackboxSettings(attack="hybrid", data="dist", queries=3_000))
 
 - inverse (He et al., Algorithm 2; `inverse_network.py`): x0 = g(v), g trained on query pairs;
-- shadow (the paper's Table 8; `shadow_model.py`): rMLE with the authors' settings through a
-  shadow head fitted to the query pairs;
+- shadow (the paper's Table 8; `shadow_model.py`): the white-box attack through a shadow head
+  fitted to the query pairs: the authors' rMLE (`paper`), or the white-box `best` preset without
+  a prior (`best`: exact least squares through an affine shadow, else 5000 cosine-scheduled
+  steps in the pixel box);
 - hybrid: rMLE through the shadow started from g(v) (the white-box `best` refinement settings),
   kept only if it gains on the attacker's own images: the first `VALIDATION_IMAGES` query pairs,
   whose answers are the real head's (no extra queries), are inverted with and without it. Both
@@ -32,7 +34,9 @@ VALIDATION_IMAGES = 100  # attacker images on which the hybrid checks that refin
 @dataclasses.dataclass(frozen=True)
 class BlackboxSettings:
     attack: str = "inverse"
-    preset: str = "paper"  # the decoder's: paper (the authors') or best (any feature shape)
+    # paper: the authors' decoders and rMLE; best: the decoder family built from any feature shape,
+    # and the white-box best settings through the shadow
+    preset: str = "paper"
     data: str = "dist"  # the attacker's images: same, dist or noise
     queries: int = None  # images sent to the oracle; None: the whole attacker set
     epochs: int = None  # overrides the decoder's and the shadow's epochs
@@ -104,7 +108,7 @@ def blackbox_attack(oracle, source_sha256, head_structure, features, dataset, la
         record.update(shadow=dataclasses.asdict(shadow_settings), shadow_cache=path, shadow_from_cache=cached,
                       shadow_training=training_record(path))
         log(f"shadow {'loaded from' if cached else 'trained on ' + settings.data + ', saved to'} {path}")
-        rmle = whitebox.preset("paper", dataset, layer) if settings.attack == "shadow" else \
+        rmle = whitebox.preset(settings.preset, dataset, layer, prior="none") if settings.attack == "shadow" else \
             whitebox.preset("best", dataset, layer, prior="decoder")
         record["rmle"] = dataclasses.asdict(rmle)
         refine = True
