@@ -10,20 +10,22 @@ def format_table(headers, rows):
     return "\n".join(lines)
 
 
+# The metrics of an `evaluate` summary, in table order: key, label, decimals.
+METRICS = (("psnr", "PSNR (dB)", 2), ("ssim_paper", "SSIM, paper (data_range of reconstruction)", 4),
+           ("ssim_standard", "SSIM, standard (data_range 1)", 4))
+
+
 def summary_cells(summary):
     """PSNR, paper SSIM and standard SSIM of an `evaluate` summary, each "mean [low, high]"."""
     from mia_tf.metrics import Summary
 
-    return [Summary(**summary[key]).format(digits)
-            for key, digits in (("psnr", 2), ("ssim_paper", 4), ("ssim_standard", 4))]
+    return [Summary(**summary[key]).format(digits) for key, _, digits in METRICS]
 
 
 def metrics_table(summary):
     """The table every attack verb prints: mean, 95 % CI and count, naming which SSIM is which."""
-    names = [("psnr", "PSNR (dB)", 2), ("ssim_paper", "SSIM, paper (data_range of reconstruction)", 4),
-             ("ssim_standard", "SSIM, standard (data_range 1)", 4)]
     rows = []
-    for key, label, digits in names:
+    for key, label, digits in METRICS:
         s = summary[key]
         rows.append([label, f"{s['mean']:.{digits}f}", f"[{s['ci95_low']:.{digits}f}, {s['ci95_high']:.{digits}f}]",
                      s["count"]])
