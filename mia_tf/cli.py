@@ -174,10 +174,12 @@ class Cli:
             hybrid (rMLE through the shadow, started from the inverse network's guess, kept if it
             gains on the attacker's own images).
           queries: query budget: how many of the attacker's images are sent to the head (default:
-            all of them: 60,000 / 50,000 for same and noise, 9,000 for dist).
+            all of them: 60,000 / 50,000 for same and noise, 9,000 for dist). The best preset's
+            inverse and hybrid attacks spend 12 more, probing whether the head is affine.
           preset: paper (the authors' tiny decoders, 50 epochs, Adam 1e-3 halved every 10; their
             rMLE through a shadow) or best (a decoder built from any feature shape: upsampling
-            stages with residual blocks, MSE + SSIM loss, epochs of at most 9,000 pairs; through a
+            stages with residual blocks, MSE + SSIM loss, epochs of at most 9,000 pairs; a linear
+            decoder fitted by least squares when 12 probe queries show the head is affine; through a
             shadow the white-box best preset: exact least squares when the shadow is affine).
           epochs: override the preset's number of training epochs.
           images: victims: paper10 (default), a count N or a range a-b of test images 0-999; with
@@ -203,7 +205,7 @@ class Cli:
         settings = BlackboxSettings(attack, preset, data, queries, epochs).validate()
         target = experiment.prepare(dataset, model, layer, images, features)
         keras.utils.set_random_seed(seed)
-        source, source_sha = QueryOracle.for_head(target.head, target.model, oracle, budget=queries)
+        source, source_sha = QueryOracle.for_head(target.head, target.model, oracle, budget=settings.query_budget())
         result = blackbox_attack(source, source_sha, target.head, target.features(), target.dataset, layer, settings,
                                  data_dir, cache_dir, make_strategy(strategy), verbose=1 if sys.stderr.isatty() else 0,
                                  log=lambda line: print(line, file=sys.stderr))

@@ -85,3 +85,14 @@ def test_shadow_best_inverts_an_affine_shadow_exactly(tmp_path, data_dir):
     assert best["shadow_from_cache"]  # one shadow per query set, whatever the preset
     assert best["rmle"]["exact_linear"] and not paper["rmle"]["exact_linear"]
     assert best["summary"]["psnr"]["mean"] > paper["summary"]["psnr"]["mean"]
+
+
+def test_best_preset_probes_an_affine_head_and_fits_a_linear_decoder(tmp_path, data_dir):
+    out = tmp_path / "linear"
+    run = _blackbox(tmp_path, data_dir, "--layer", "conv1", "--data", "dist", "--queries", "2048", "--preset", "best",
+                    "--images", "0-19", "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    record = json.load(open(out / "metrics.json"))
+    assert record["affine_probe"]["affine"] and record["decoder_family"] == "linear_decoder"
+    assert record["queries_made_this_run"] == 2048 + 12  # the budget leaves room for the probe
+    assert record["summary"]["psnr"]["mean"] > 45  # the paper's decoder reaches 40.7 dB with 9,000 queries

@@ -102,3 +102,46 @@ def test_epoch_examples_caps_each_epoch_to_a_fresh_random_subset():
     assert set(epochs[0]) != set(epochs[1])  # and another subset the next epoch
     whole = query_pairs.pair_batches(inputs, inputs, batch_size=8, seed=0, epoch_examples=1000)
     assert sorted(np.concatenate([x.numpy()[:, 0] for x, _ in whole])) == list(range(100))
+
+
+def test_the_affinity_probe_tells_a_linear_head_from_a_relu_head(data_dir):
+    model = models.lenet_mnist()
+    images, _ = data.attacker_set("mnist", "dist", data_dir, limit=8)
+    linear = inv.probe_affine(QueryOracle.from_keras(split(model, "conv1")[0]), images)
+    assert linear["affine"] and linear["deviation"] < 1e-5 and linear["queries"] == 12
+    assert not inv.probe_affine(QueryOracle.from_keras(split(model, "relu2")[0]), images)["affine"]
+    spent = QueryOracle.from_keras(split(model, "conv1")[0], budget=10, batch_size=10)
+    assert inv.probe_affine(spent, images)["affine"] is None and spent.queries == 0  # no room: not probed
+
+
+def _psnr_of_linear_decoder(dataset, head, attacker_images, decoder):
+    history = inv.fit_linear_decoder(decoder, head(attacker_images).numpy(), attacker_images)
+    _, victims, _ = data.victims(dataset, "paper10")
+    x = data.normalize(victims, dataset)
+    error = np.mean((data.denormalize(inv.invert(decoder, head(x).numpy()), dataset) - victims / 255.0) ** 2)
+    return history, 10 * np.log10(1 / error)
+
+
+def test_least_squares_dense_decoder_inverts_an_affine_head_from_noise(data_dir):
+    head, _ = split(models.lenet_mnist(), "conv1")  # random weights: still an invertible 5x5 convolution
+    noise, _ = data.attacker_set("mnist", "noise", data_dir, limit=6000)
+    decoder = inv.linear_decoder((24, 24, 8), (28, 28, 1))  # 4,608 features: one dense layer
+    history, psnr = _psnr_of_linear_decoder("mnist", head, noise, decoder)
+    assert history["pairs"] == [5900] and history["held_out_mse"][0] < 1e-6
+    assert psnr > 50  # digits rebuilt by a decoder that only ever saw noise
+
+
+def test_least_squares_convolutional_decoder_inverts_a_wide_affine_head(data_dir):
+    head, _ = split(models.cifar10_cnn(), "conv11")  # 65,536 features: a convolution over a window
+    images, _ = data.attacker_set("cifar10", "dist", data_dir, limit=200)
+    decoder = inv.linear_decoder((32, 32, 64), (32, 32, 3), unknowns=256)
+    assert decoder.get_layer("linear_map").kernel.shape == (2, 2, 64, 3)
+    history, psnr = _psnr_of_linear_decoder("cifar10", head, images, decoder)
+    assert history["pairs"] == [9] and psnr > 40
+
+
+def test_linear_decoder_shapes():
+    assert tuple(inv.linear_decoder((120,), (28, 28, 1)).output.shape[1:]) == (28, 28, 1)
+    assert inv.linear_decoder((16, 16, 64), (32, 32, 3)) is None  # strided: left to the non-linear family
+    few_pairs = inv.linear_decoder((24, 24, 8), (28, 28, 1), pairs=2000)  # too few for 4,609 weights a pixel
+    assert few_pairs.get_layer("linear_map").kernel.shape == (16, 16, 8, 1)

@@ -3,7 +3,9 @@
     result = blackbox_attack(oracle, source_sha256, head_structure, features, "mnist", "relu2",
                              BlackboxSettings(attack="hybrid", data="dist", queries=3_000))
 
-- inverse (He et al., Algorithm 2; `inverse_network.py`): x0 = g(v), g trained on query pairs;
+- inverse (He et al., Algorithm 2; `inverse_network.py`): x0 = g(v), g trained on query pairs
+  (with the best preset, a dozen probe queries first tell whether the head is affine; then g is
+  the least-squares linear decoder);
 - shadow (the paper's Table 8; `shadow_model.py`): the white-box attack through a shadow head
   fitted to the query pairs: the authors' rMLE (`paper`), or the white-box `best` preset without
   a prior (`best`: exact least squares through an affine shadow, else 5000 cosine-scheduled
@@ -52,6 +54,16 @@ class BlackboxSettings:
                              f"({decoder.batch_size}), got {self.queries!r}")
         return self
 
+    def probes_affinity(self):
+        """Whether the attack spends `inverse_network.probe_affine`'s queries (the best decoder's)."""
+        return self.attack in ("inverse", "hybrid") and self.decoder_settings().family == "best"
+
+    def query_budget(self):
+        """The oracle's budget: `queries` attacker images, plus the affinity probe's queries."""
+        if self.queries is None:
+            return None
+        return self.queries + (3 * inverse_network.AFFINE_PROBES if self.probes_affinity() else 0)
+
     def decoder_settings(self):
         settings = inverse_network.preset(self.preset)
         return settings if self.epochs is None else dataclasses.replace(settings, epochs=self._epochs())
@@ -94,11 +106,18 @@ def blackbox_attack(oracle, source_sha256, head_structure, features, dataset, la
     guess = None
     if settings.attack in ("inverse", "hybrid"):
         decoder_settings = settings.decoder_settings()
+        linear = False
+        if settings.probes_affinity():  # an affine oracle gets the least-squares linear decoder
+            probe_images, _ = data_lib.attacker_set(dataset, settings.data, data_dir,
+                                                    limit=2 * inverse_network.AFFINE_PROBES)
+            record["affine_probe"] = inverse_network.probe_affine(oracle, probe_images)
+            linear = bool(record["affine_probe"]["affine"])
+            log(f"affine probe: {record['affine_probe']}")
         decoder, path, cached = inverse_network.trained_decoder(
-            oracle, source_sha256, dataset, layer, settings.data, decoder_settings, **common)
-        record.update(decoder=dataclasses.asdict(decoder_settings), decoder_cache=path, decoder_from_cache=cached,
-                      decoder_training=training_record(path))
-        log(f"decoder {'loaded from' if cached else 'trained on ' + settings.data + ', saved to'} {path}")
+            oracle, source_sha256, dataset, layer, settings.data, decoder_settings, linear=linear, **common)
+        record.update(decoder=dataclasses.asdict(decoder_settings), decoder_family=decoder.name, decoder_cache=path,
+                      decoder_from_cache=cached, decoder_training=training_record(path))
+        log(f"{decoder.name} {'loaded from' if cached else 'trained on ' + settings.data + ', saved to'} {path}")
         guess = inverse_network.invert(decoder, features)
     reconstruction = guess
     if settings.attack in ("shadow", "hybrid"):
