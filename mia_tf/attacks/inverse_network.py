@@ -1,7 +1,7 @@
 """Inverse network (He et al. 2019, Algorithm 2): learn a decoder g with g(f1(x)) ~ x.
 
 The attacker trains g on pairs (f1(x), x) from its own data (see `mia_tf.data.attacker_set`) and
-reconstructs a victim as g(v). Two decoder families:
+reconstructs a victim as g(v). Three decoder families:
 
 - `paper_decoder`: the authors' tiny decoders per split (PAPER.md), for the zoo models only.
 - `best_decoder`: built from any feature shape: a 3x3 convolution to `width` channels, then one
@@ -12,13 +12,13 @@ reconstructs a victim as g(v). Two decoder families:
   MNIST conv1 or CIFAR conv11; `probe_affine` tells with a dozen queries), the best decoder is
   linear: one dense layer (small features) or zero padding and one wide convolution, fitted in
   closed form by least squares (`fit_linear_decoder`). A non-linear decoder trained by gradient
-  steps stopped near 26 dB on MNIST conv1 (the best family after 20 of its 30 epochs); the
-  least-squares fit inverts the head to the precision of the float16 answers, even from noise.
+  steps had reached 26 dB on MNIST conv1 after 20 of its 30 epochs (the best family, 45 min);
+  the least-squares fit inverts the head to the precision of the float16 answers, even from noise.
 
 `trained_decoder` asks a query oracle (`oracle.QueryOracle`: a Keras or `.tflite` head) for the
-features of the attacker's images, once each, and trains either family on those pairs with MSE
-in normalised pixel space (the authors' loss; see `query_pairs.py`), optionally plus an SSIM
-term (`ssim_weight`; `mse_ssim_loss`), caching the result.
+features of the attacker's images, once each, and trains the paper or best family on those pairs
+with MSE in normalised pixel space (the authors' loss; see `query_pairs.py`), optionally plus an
+SSIM term (`ssim_weight`; `mse_ssim_loss`), or fits the linear one, caching the result.
 """
 
 import dataclasses
@@ -167,10 +167,10 @@ def linear_decoder(feature_shape, image_shape, pairs=None, unknowns=LINEAR_UNKNO
 
     Features of at most DENSE_UNKNOWNS - 1 values, with `pairs` (None: plenty) enough for two
     equations per weight: one dense layer from all of them to every pixel (the best linear
-    estimate; it needs no locality). Larger stride-1 feature maps, at most the
-    image's size (H' = H - k + 1 after a valid convolution, k < H' / 2): zero padding and one K x K
-    convolution onto the image, K the widest window with at most `unknowns` weights per image
-    channel (and at least what the trim needs). Larger strided maps: left to the non-linear family.
+    estimate; it needs no locality). Larger stride-1 feature maps, at most the image's size
+    (H' = H - k + 1 after a valid convolution, k < H' / 2): zero padding and one K x K convolution
+    onto the image, K the widest window with at most `unknowns` weights per image channel (and at
+    least what the trim needs). Larger strided maps: None, left to the non-linear family.
     """
     import keras
     from keras import layers
