@@ -96,3 +96,16 @@ def test_best_preset_probes_an_affine_head_and_fits_a_linear_decoder(tmp_path, d
     assert record["affine_probe"]["affine"] and record["decoder_family"] == "linear_decoder"
     assert record["queries_made_this_run"] == 2048 + 12  # the budget leaves room for the probe
     assert record["summary"]["psnr"]["mean"] > 45  # the paper's decoder reaches 40.7 dB with 9,000 queries
+
+
+def test_an_int8_tflite_of_an_affine_head_still_probes_affine(tmp_path, data_dir):
+    from mia_tf import data
+    from mia_tf.attacks.inverse_network import probe_affine
+    from mia_tf.attacks.oracle import QueryOracle
+
+    exported = mia_tf("export", "--layer", "conv1", "--dataset", "mnist", "--variant", "int8", "--notail",
+                      "--data-dir", data_dir, "--out", str(tmp_path / "exports"))
+    assert exported.returncode == 0, exported.stderr
+    images, _ = data.attacker_set("mnist", "dist", data_dir, limit=8)
+    probe = probe_affine(QueryOracle.from_tflite(str(tmp_path / "exports" / "lenet_mnist_conv1_int8.tflite")), images)
+    assert probe["affine"] and 1e-4 < probe["deviation"] < 0.05  # rounding, far below a ReLU split's 0.19+

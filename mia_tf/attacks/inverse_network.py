@@ -137,7 +137,11 @@ def make_decoder(settings, dataset, layer, feature_shape, image_shape):
 
 
 AFFINE_PROBES = 4  # midpoint checks of `probe_affine`; each costs three queries
-AFFINE_TOLERANCE = 1e-3  # relative deviation from affinity: float32 round-off is ~1e-6, a ReLU head's ~0.1
+# Relative deviation below which a head counts as affine. Measured (test images 1000+, and noise):
+# conv1 / conv11 7e-8 in float32 and float16 .tflite, 0.009 as an int8 .tflite (rounding); every
+# ReLU, pooling or fc split of the zoo models 0.19 to 0.87. An int8 affine head is still best
+# inverted by a linear decoder.
+AFFINE_TOLERANCE = 0.05
 DENSE_UNKNOWNS = 8192  # features + 1 up to which the linear decoder is one dense layer
 LINEAR_UNKNOWNS = 2048  # weights per image channel of a convolutional linear decoder: sets its window
 EQUATIONS_PER_UNKNOWN = 32  # the linear decoder is fitted on enough pairs for this (H x W equations each)
