@@ -35,5 +35,11 @@ for dataset in "${@:-mnist cifar10}"; do
       run "${dataset}_${layer}_inverse_dist_best_q${queries}" --dataset "$dataset" --layer "$layer" --data dist --preset best --queries "$queries"
     done
   done
+  if [ "$dataset" = mnist ]; then  # the device's real int8 head as the oracle (LiteRT), at the affine split
+    name=mnist_conv1_inverse_dist_best_int8
+    [ -f "$OUT/$name/metrics.json" ] || python -m mia_tf export --layer conv1 --dataset mnist --variant int8 --notail \
+      --data-dir "$DATA" --out runs/exports
+    run "$name" --dataset mnist --layer conv1 --data dist --preset best --oracle runs/exports/lenet_mnist_conv1_int8.tflite
+  fi
 done
 python scripts/collect_results.py "$OUT" --out results/blackbox.md
