@@ -138,6 +138,13 @@ def test_best_preset_inverts_an_affine_shadow_exactly_without_matching_statistic
     assert query_free.preset("paper", relu2_head, "mnist", "relu2").feature_stats_weight == 0
 
 
+def test_best_preset_caps_same_set_epochs_and_leaves_other_shadow_keys_alone():
+    head, _ = mia_tf.split(mia_tf.load_model("lenet_mnist")[0], "relu2")
+    assert query_free.preset("best", head, "mnist", "relu2", data="same").epoch_examples == 9000
+    assert query_free.preset("best", head, "mnist", "relu2", data="dist").epoch_examples == 0  # a full pass anyway
+    assert query_free.preset("paper", head, "mnist", "relu2", data="same").epoch_examples == 0  # the authors' schedule
+
+
 def test_bad_input_is_refused_before_training(tmp_path, data_dir):
     for args, message in [(("--data", "noise"), "needs labelled images"), (("--net", "deep"), "unknown --net"),
                           (("--epochs", "0"), "positive whole number"), (("--preset", "fast"), "unknown preset"),
