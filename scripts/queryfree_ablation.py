@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from mia_tf import data, metrics, models
-from mia_tf.attacks import cache as cache_lib, inverse_network, learned_prior, query_free, whitebox
+from mia_tf.attacks import cache as cache_lib, inverse_network, query_free, whitebox
 from mia_tf.attacks.oracle import QueryOracle
 from mia_tf.report import format_table, write_results_file
 from mia_tf.split import split
@@ -53,7 +53,7 @@ def mixture_decoder(shadows, dataset, layer, attacker_data, data_dir, cache_dir)
     oracle = QueryOracle(answer, shadows[0].input.shape[1:], shadows[0].output.shape[1:])
     source = cache_lib.cache_key([models.weights_sha256(shadow) for shadow in shadows])
     return inverse_network.trained_decoder(oracle, source, dataset, layer, attacker_data,
-                                           learned_prior.DEFAULT_PRIOR_DECODER, data_dir=data_dir,
+                                           query_free.shadow_decoder_settings(attacker_data), data_dir=data_dir,
                                            cache=cache_dir)[0]
 
 

@@ -162,3 +162,8 @@ def test_bad_input_is_refused_before_training(tmp_path, data_dir):
         query_free.trained_shadow(head, five_classes, "y", "mnist", "relu2", data_dir=data_dir, cache=str(tmp_path),
                                   settings=query_free.QueryFreeSettings(epochs=1, limit=64))
     assert not np.any([p.suffix == ".h5" for p in tmp_path.rglob("*")])
+
+
+def test_decoders_through_same_set_shadows_are_capped_too():
+    assert query_free.shadow_decoder_settings("same").epoch_examples == 9000
+    assert query_free.shadow_decoder_settings("dist").epoch_examples == 0  # the white-box prior's, cache key and all

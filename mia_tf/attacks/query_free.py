@@ -265,14 +265,25 @@ def trained_shadow(head, tail, tail_sha256, dataset, layer, settings=QueryFreeSe
     return shadow, path, cached
 
 
+def shadow_decoder_settings(attacker_data):
+    """The decoder trained through a shadow: the white-box prior's, with epochs of at most
+    BEST_EPOCH_EXAMPLES images on the same set (5 full passes over 60,000 MNIST images took some
+    75 min at conv1 with three jobs on the cores)."""
+    from mia_tf.attacks import learned_prior
+
+    settings = learned_prior.DEFAULT_PRIOR_DECODER
+    return dataclasses.replace(settings, epoch_examples=BEST_EPOCH_EXAMPLES) if attacker_data == "same" else settings
+
+
 def shadow_decoder(shadow, dataset, layer, attacker_data="dist", data_dir=None, cache=None, limit=None, verbose=0):
-    """A decoder trained through the shadow on the attacker's images (the white-box prior's
-    decoder, cached under the shadow's weights hash). Returns (decoder, cache path, cached)."""
+    """A decoder trained through the shadow on the attacker's images (`shadow_decoder_settings`,
+    cached under the shadow's weights hash). Returns (decoder, cache path, cached)."""
     from mia_tf import models as models_lib
     from mia_tf.attacks import learned_prior
 
     return learned_prior.prior_decoder(shadow, dataset, layer, models_lib.weights_sha256(shadow), data_dir,
-                                       attacker_data, limit=limit, cache=cache, verbose=verbose)
+                                       attacker_data, settings=shadow_decoder_settings(attacker_data), limit=limit,
+                                       cache=cache, verbose=verbose)
 
 
 def invert_through_shadows(shadows, features, dataset, layer, preset_name="paper", attacker_data="dist",
@@ -287,8 +298,6 @@ def invert_through_shadows(shadows, features, dataset, layer, preset_name="paper
     Returns (one reconstruction per shadow in normalised space, one record per shadow, a record
     of the refinement decision or None).
     """
-    from mia_tf.attacks import learned_prior
-
     pixel_range = data_lib.pixel_range(dataset)
     if preset_name == "paper":
         record = {"rmle": dataclasses.asdict(RMLE)}
@@ -303,7 +312,7 @@ def invert_through_shadows(shadows, features, dataset, layer, preset_name="paper
             continue
         decoder, path, cached = shadow_decoder(shadow, dataset, layer, attacker_data, data_dir, cache, limit, verbose)
         reconstructions.append(inverse_network.invert(decoder, features))
-        records.append({"decoder": dataclasses.asdict(learned_prior.DEFAULT_PRIOR_DECODER), "decoder_cache": path,
+        records.append({"decoder": dataclasses.asdict(shadow_decoder_settings(attacker_data)), "decoder_cache": path,
                         "decoder_from_cache": cached, "decoder_training": cache_lib.training_record(path)})
         decoders.append(decoder)
     inverted_by_decoder = [k for k, decoder in enumerate(decoders) if decoder is not None]
