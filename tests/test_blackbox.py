@@ -13,7 +13,7 @@ def test_inverse_network_learns_from_queries_and_is_reused(tmp_path, data_dir):
     args = ("--layer", "conv1", "--data", "dist", "--queries", "2048", "--epochs", "3")
     first = _blackbox(tmp_path, data_dir, *args, "--out", str(tmp_path / "first"))
     assert first.returncode == 0, first.stderr
-    assert "decoder trained on dist" in first.stderr
+    assert "decoder (paper_decoder_mnist_conv1) trained on dist" in first.stderr
     record = json.load(open(tmp_path / "first" / "metrics.json"))
     assert record["attack"] == "blackbox" and record["attacker_data"] == "dist"
     assert record["queries_made_this_run"] == 2048 and not record["decoder_from_cache"]

@@ -117,7 +117,7 @@ def blackbox_attack(oracle, source_sha256, head_structure, features, dataset, la
             oracle, source_sha256, dataset, layer, settings.data, decoder_settings, linear=linear, **common)
         record.update(decoder=dataclasses.asdict(decoder_settings), decoder_family=decoder.name, decoder_cache=path,
                       decoder_from_cache=cached, decoder_training=training_record(path))
-        log(f"{decoder.name} {'loaded from' if cached else 'trained on ' + settings.data + ', saved to'} {path}")
+        log(f"decoder ({decoder.name}) {'loaded from' if cached else 'trained on ' + settings.data + ', saved to'} {path}")
         guess = inverse_network.invert(decoder, features)
     reconstruction = guess
     if settings.attack in ("shadow", "hybrid"):
