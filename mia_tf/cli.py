@@ -8,7 +8,7 @@ import numpy as np
 from mia_tf import data as data_lib
 from mia_tf import metrics as metrics_lib
 from mia_tf import models as models_lib
-from mia_tf.attacks.cache import training_record
+from mia_tf.attacks.cache import rmle_checkpoint_dir, training_record
 from mia_tf.errors import UsageError
 from mia_tf.report import format_table, metrics_table
 
@@ -73,7 +73,8 @@ class Cli:
             default $MIA_TF_DATA_DIR, else tensorflow_datasets.
           attacker_data: the images the decoder prior trains on: dist (test images 1000-9999,
             disjoint from victims and training set), same (the target's training set) or noise.
-          cache_dir: where trained decoders are kept and reused (default $MIA_TF_CACHE, else
+          cache_dir: where trained decoders are kept and reused, and where a long rMLE run keeps
+            its state every 5 minutes so a killed run resumes (default $MIA_TF_CACHE, else
             ~/.cache/mia_tf).
           features: attack the features a server intercepted instead of computing them: the
             intercept log of `python -m mia_tf serve` (all its records, in arrival order).
@@ -117,7 +118,7 @@ class Cli:
 
                 result = whitebox_lib.whitebox_attack(
                     target.head, features[part], settings, pixel_range=pixel_range, progress=progress,
-                    init=None if initial is None else initial[part])
+                    init=None if initial is None else initial[part], checkpoint_dir=rmle_checkpoint_dir(cache_dir))
                 reconstructions.append(result.reconstruction)
                 methods.add(result.method)
                 seconds += result.seconds

@@ -96,11 +96,11 @@ def write_results(out, target, reconstructions, meta):
         **scores,
     }
     os.makedirs(out, exist_ok=True)
-    write_json(os.path.join(out, "metrics.json"), record)
     save_grid(os.path.join(out, "grid.png"), originals, recovered)
     with atomic_path(os.path.join(out, "reconstructions.npz")) as tmp:
         np.savez_compressed(tmp, reconstructions=recovered,
                             test_index=np.array([] if target.indices is None else target.indices))
+    write_json(os.path.join(out, "metrics.json"), record)  # last: its presence marks a finished run
     return record
 
 

@@ -40,6 +40,18 @@ for dataset in "${@:-mnist cifar10}"; do
     [ -f "$OUT/$name/metrics.json" ] || python -m mia_tf export --layer conv1 --dataset mnist --variant int8 --notail \
       --data-dir "$DATA" --out runs/exports
     run "$name" --dataset mnist --layer conv1 --data dist --preset best --oracle runs/exports/lenet_mnist_conv1_int8.tflite
+    # the one best cell below the paper on test images 0-999 (relu2, noise), on the paper's own 10 images
+    for preset in best paper; do
+      run_once blackbox "$OUT" "mnist_relu2_inverse_noise_${preset}_paper10" --dataset mnist --layer relu2 --data noise \
+        --preset "$preset" --images paper10
+    done
   fi
 done
 python scripts/collect_results.py "$OUT" --out results/blackbox.md
+# where the affinity probe's threshold sits: every split, and the float16 and int8 .tflite of conv1
+for variant in float16 int8; do
+  [ -f runs/exports/lenet_mnist_conv1_$variant.tflite ] || python -m mia_tf export --layer conv1 --dataset mnist \
+    --variant $variant --notail --data-dir "$DATA" --out runs/exports
+done
+python scripts/probe_affinity.py --data-dir "$DATA" --out results/affine_probe.md \
+  --tflite runs/exports/lenet_mnist_conv1_float16.tflite runs/exports/lenet_mnist_conv1_int8.tflite

@@ -91,3 +91,38 @@ def test_bad_input_is_refused_before_work(lenet, victims):
         whitebox.whitebox_attack(head, v, dataclasses.replace(paper, steps=0))
     with pytest.raises(UsageError, match="paper, best"):
         whitebox.preset("fastest")
+
+
+def test_killed_rmle_resumes_from_its_checkpoint(lenet, victims, tmp_path, monkeypatch):
+    _, x = victims
+    head, _ = split(lenet, "relu2")
+    v = head(x[:3]).numpy()
+    settings = dataclasses.replace(whitebox.preset("paper", "mnist", "relu2"), steps=300, steps_per_call=50)
+    uninterrupted = whitebox.whitebox_attack(head, v, settings)
+
+    monkeypatch.setattr(whitebox, "CHECKPOINT_SECONDS", 0)  # save after every compiled call
+
+    def kill_after_200(step, loss, reconstruction):
+        if step == 200:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        whitebox.whitebox_attack(head, v, settings, progress=kill_after_200, checkpoint_dir=str(tmp_path))
+    [checkpoint] = tmp_path.iterdir()
+    with np.load(checkpoint) as saved:
+        assert int(saved["done"]) == 150  # saved after step 150; step 200's state died with the run
+    steps_run = []
+
+    def record_steps(step, loss, reconstruction):
+        steps_run.append(step)
+
+    # other features are another run: it starts from step 0, not from this checkpoint
+    whitebox.whitebox_attack(head, v[:2], dataclasses.replace(settings, steps=100), progress=record_steps,
+                             checkpoint_dir=str(tmp_path))
+    assert steps_run == [50, 100] and list(tmp_path.iterdir()) == [checkpoint]
+    steps_run.clear()
+    resumed = whitebox.whitebox_attack(head, v, settings, checkpoint_dir=str(tmp_path), progress=record_steps)
+    assert steps_run == [200, 250, 300]
+    assert list(tmp_path.iterdir()) == []  # removed once finished
+    np.testing.assert_allclose(resumed.reconstruction, uninterrupted.reconstruction, atol=1e-6)
+    np.testing.assert_allclose(resumed.loss, uninterrupted.loss, rtol=1e-5)

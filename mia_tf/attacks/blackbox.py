@@ -25,7 +25,7 @@ import numpy as np
 
 from mia_tf import data as data_lib
 from mia_tf.attacks import inverse_network, shadow_model, whitebox
-from mia_tf.attacks.cache import training_record
+from mia_tf.attacks.cache import rmle_checkpoint_dir, training_record
 from mia_tf.attacks.query_pairs import attacker_pairs
 from mia_tf.errors import UsageError
 
@@ -62,7 +62,7 @@ class BlackboxSettings:
         """The oracle's budget: `queries` attacker images, plus the affinity probe's queries."""
         if self.queries is None:
             return None
-        return self.queries + (3 * inverse_network.AFFINE_PROBES if self.probes_affinity() else 0)
+        return self.queries + (inverse_network.AFFINE_PROBE_QUERIES if self.probes_affinity() else 0)
 
     def decoder_settings(self):
         settings = inverse_network.preset(self.preset)
@@ -143,7 +143,8 @@ def blackbox_attack(oracle, source_sha256, head_structure, features, dataset, la
             log(f"refinement through the shadow {'gains' if refine else 'loses'} {abs(gain):.2f} dB on "
                 f"{len(images)} of the attacker's images: {'refining' if refine else 'keeping the decoder guess'}")
         if refine:
-            reconstruction = whitebox.whitebox_attack(shadow, features, rmle, init=guess,
-                                                      pixel_range=data_lib.pixel_range(dataset)).reconstruction
+            reconstruction = whitebox.whitebox_attack(
+                shadow, features, rmle, init=guess, pixel_range=data_lib.pixel_range(dataset),
+                checkpoint_dir=rmle_checkpoint_dir(cache)).reconstruction
     record["queries_made_this_run"] = oracle.queries
     return BlackboxResult(reconstruction, record, time.time() - started)

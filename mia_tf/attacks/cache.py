@@ -6,9 +6,11 @@ count, settings). A later attack with the same fields loads the weights instead 
 entry whose recorded fields differ (a file copied in by hand, or a truncated-hash collision) is
 refused rather than silently used. Training writes its per-epoch backup to `<key>.backup/`, so a
 killed run resumes there. How long training took (and where) goes to `<key>.training.json`, so
-a result that reuses a cached model can still report the cost of making it.
+a result that reuses a cached model can still report the cost of making it. Long rMLE runs keep
+their state in `<cache>/rmle/` while they run, so they resume too.
 """
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -25,6 +27,21 @@ CACHE_ENV = "MIA_TF_CACHE"
 def cache_dir(path=None):
     """Where trained attack models are kept: `path`, else $MIA_TF_CACHE, else ~/.cache/mia_tf."""
     return path or os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "mia_tf")
+
+
+def rmle_checkpoint_dir(path=None):
+    """Where long rMLE runs keep their resumable state (`whitebox.CHECKPOINT_SECONDS`)."""
+    return os.path.join(cache_dir(path), "rmle")
+
+
+def settings_fields(settings, later_fields=()):
+    """A settings dataclass as key fields. Each of `later_fields` (fields added after models were
+    cached under the older keys) is left out while it is off, so those models keep their keys."""
+    fields = dataclasses.asdict(settings)
+    for name in later_fields:
+        if not fields[name]:
+            del fields[name]
+    return fields
 
 
 def cache_key(fields):

@@ -55,9 +55,9 @@ BEST_SHADOWS = 3
 REFINE = whitebox.WhiteboxSettings(steps=300, learning_rate=0.01, box=True)
 VALIDATION_IMAGES = 100
 # `best` on the same set (50,000 or 60,000 images): epochs of this many, a fresh random subset each,
-# the dist set's size, so a same-set shadow costs what a dist one costs (as the black-box `best`
-# decoder): 50 epochs are 450,000 images, 7.5 to 9 passes. A dist epoch is a full pass either way.
-BEST_EPOCH_EXAMPLES = 9000
+# the dist set's size (9,000), so a same-set shadow costs what a dist one costs, as for the black-box
+# `best` decoder: 50 epochs are 450,000 images, 7.5 to 9 passes. A dist epoch is a full pass either way.
+BEST_EPOCH_EXAMPLES = inverse_network.PRESETS["best"].epoch_examples
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,9 +230,8 @@ def trained_shadow(head, tail, tail_sha256, dataset, layer, settings=QueryFreeSe
 
     settings.validate()
     keras.utils.set_random_seed(settings.seed)
-    fields = {"tail": tail_sha256, "dataset": dataset, "layer": layer, **dataclasses.asdict(settings)}
-    if not settings.epoch_examples:  # left out when off, so shadows trained before it keep their keys
-        del fields["epoch_examples"]
+    fields = {"tail": tail_sha256, "dataset": dataset, "layer": layer,
+              **cache_lib.settings_fields(settings, ("epoch_examples",))}
     if settings.feature_stats_weight > 0:
         if intercepted is None:
             raise UsageError("feature-statistics matching needs the intercepted features")
