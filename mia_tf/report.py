@@ -10,6 +10,11 @@ def format_table(headers, rows):
     return "\n".join(lines)
 
 
+def markdown_table_page(title, notes, headers, rows):
+    """A results page: a title, lines of notes (how it was made, what the columns mean), one table."""
+    return "\n".join([f"# {title}", "", *notes, "", format_table(headers, rows), ""])
+
+
 # The metrics of an `evaluate` summary, in table order: key, label, decimals.
 METRICS = (("psnr", "PSNR (dB)", 2), ("ssim_paper", "SSIM, paper (data_range of reconstruction)", 4),
            ("ssim_standard", "SSIM, standard (data_range 1)", 4))

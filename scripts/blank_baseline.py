@@ -15,7 +15,7 @@ import numpy as np
 
 from mia_tf import data as data_lib
 from mia_tf import metrics as metrics_lib
-from mia_tf.report import format_table, summary_cells, write_results_file
+from mia_tf.report import markdown_table_page, summary_cells, write_results_file
 
 
 def guesses(dist_images, victim_shape):
@@ -43,17 +43,12 @@ def main():
         dist_images = data_lib.denormalize(dist, dataset)
         for name, guess in guesses(dist_images, victims.shape).items():
             rows.append([dataset, name, len(victims), *summary_cells(metrics_lib.evaluate(victims, guess)["summary"])])
-    text = "\n".join([
-        "# Baselines: reconstructions made without the victims' features",
-        "",
+    text = markdown_table_page("Baselines: reconstructions made without the victims' features", [
         f"Made by `python scripts/blank_baseline.py --images {args.images} --out {args.out}`. Victims: test",
         f"images {args.images}; the guesses use only the attacker's dist images (test images 1000 onwards).",
         "Means with 95 % confidence intervals. SSIM paper: data_range of the reconstruction (a constant",
         "image has none; its paper SSIM is taken as 0, the limit); standard: data_range 1.",
-        "",
-        format_table(["data set", "guess", "images", "PSNR dB", "SSIM paper", "SSIM standard"], rows),
-        "",
-    ])
+    ], ["data set", "guess", "images", "PSNR dB", "SSIM paper", "SSIM standard"], rows)
     write_results_file(args.out, text)
     print(text)
 

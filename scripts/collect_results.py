@@ -8,7 +8,7 @@ import glob
 import json
 import os
 
-from mia_tf.report import format_table, summary_cells, write_results_file
+from mia_tf.report import markdown_table_page, summary_cells, write_results_file
 
 
 def main():
@@ -24,19 +24,14 @@ def main():
         rows.append([os.path.basename(os.path.dirname(path)), record["model"], record["layer"], record["preset"],
                      record["method"], record["victims"], *summary_cells(record["summary"]),
                      f"{record['seconds']:.0f}"])
-    text = "\n".join([
-        f"# Results: {os.path.basename(args.root.rstrip('/'))}",
-        "",
+    text = markdown_table_page(f"Results: {os.path.basename(args.root.rstrip('/'))}", [
         f"Made by `python scripts/collect_results.py {args.root} --out {args.out}` from the metrics.json of",
         "each run (each run's directory name says its model, split, preset and victims). Means with 95 %",
         "confidence intervals. SSIM paper: data_range of the reconstruction (the authors'); standard: 1.",
         "Seconds: attack time (decoder training for a prior excluded; it is cached).",
         f"Machine: {'; '.join(sorted(machines))}.",
-        "",
-        format_table(["run", "model", "layer", "preset", "method", "images", "PSNR dB", "SSIM paper",
-                      "SSIM standard", "seconds"], rows),
-        "",
-    ])
+    ], ["run", "model", "layer", "preset", "method", "images", "PSNR dB", "SSIM paper", "SSIM standard", "seconds"],
+        rows)
     write_results_file(args.out, text)
     print(text)
 

@@ -17,7 +17,7 @@ from mia_tf import data as data_lib
 from mia_tf import models
 from mia_tf.attacks import inverse_network
 from mia_tf.attacks.oracle import QueryOracle
-from mia_tf.report import format_table, write_results_file
+from mia_tf.report import markdown_table_page, write_results_file
 from mia_tf.split import split, split_points
 
 PROBE_DATA = ("dist", "noise")
@@ -52,18 +52,13 @@ def main():
                                                   probe_images(manifest["dataset"], setting, args.data_dir))
             rows.append([manifest["model"], manifest["layer"], os.path.basename(path), setting, result["deviation"],
                          result["affine"]])
-    text = "\n".join([
-        "# The affinity probe on every split",
-        "",
+    text = markdown_table_page("The affinity probe on every split", [
         f"Made by `python scripts/probe_affinity.py --out {args.out}"
         f"{' --tflite ' + ' '.join(args.tflite) if args.tflite else ''}` in {time.time() - started:.0f} s.",
         f"Relative deviation |f((a+b)/2) - (f(a)+f(b))/2| / |f(a) - f(b)| over {inverse_network.AFFINE_PROBES} pairs "
         f"of the attacker's images; below {inverse_network.AFFINE_TOLERANCE} the head counts as affine and the "
         "black-box `best` preset fits a least-squares linear decoder.",
-        "",
-        format_table(["model", "split", "head", "probe images", "deviation", "affine"], rows),
-        "",
-    ])
+    ], ["model", "split", "head", "probe images", "deviation", "affine"], rows)
     write_results_file(args.out, text)
     print(text)
 
