@@ -85,15 +85,16 @@ class Cli:
         from mia_tf import experiment
         from mia_tf.attacks import whitebox as whitebox_lib
 
-        settings = whitebox_lib.preset(preset, data_lib.spec(dataset).name, layer, prior)
-        overrides = {k: v for k, v in dict(steps=steps, learning_rate=learning_rate, tv_weight=tv_weight).items()
-                     if v is not None}
-        settings = dataclasses.replace(settings, **overrides)
+        whitebox_lib.preset(preset, prior=prior)  # an unknown preset or prior is refused before any work
         if not isinstance(batch_size, int) or batch_size < 1:
             raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
         features_log = features
         target = experiment.prepare(dataset, model, layer, images, features_log)
         features = target.features()
+        settings = whitebox_lib.preset(preset, target.dataset, layer, prior, features)
+        overrides = {k: v for k, v in dict(steps=steps, learning_rate=learning_rate, tv_weight=tv_weight).items()
+                     if v is not None}
+        settings = dataclasses.replace(settings, **overrides)
         whitebox_lib.validate(target.head, features, settings)
         out = out or experiment.default_out("whitebox", target, preset)
         board = experiment.TensorBoardLog(logdir)

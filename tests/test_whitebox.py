@@ -126,3 +126,12 @@ def test_killed_rmle_resumes_from_its_checkpoint(lenet, victims, tmp_path, monke
     assert list(tmp_path.iterdir()) == []  # removed once finished
     np.testing.assert_allclose(resumed.reconstruction, uninterrupted.reconstruction, atol=1e-6)
     np.testing.assert_allclose(resumed.loss, uninterrupted.loss, rtol=1e-5)
+
+
+def test_best_tv_weight_follows_the_features_scale_at_untuned_splits():
+    features = np.full((2, 4, 4, 8), 0.5, np.float32)  # mean square 0.25
+    untuned = whitebox.preset("best", "mnist", "my_layer", prior="none", features=features)
+    assert untuned.tv_weight == round(whitebox.BEST_TV_PER_FEATURE_ENERGY * 0.25, 4)
+    assert whitebox.preset("best", "mnist", "relu2", prior="none", features=features).tv_weight == 0.3  # tuned
+    assert whitebox.preset("best", "cifar10", "relu22", prior="none", features=features).tv_weight == 10.0  # paper's
+    assert whitebox.preset("paper", "mnist", "my_layer", features=features).tv_weight == whitebox.DEFAULT_TV_WEIGHT

@@ -127,7 +127,7 @@ def blackbox_attack(oracle, source_sha256, head_structure, features, dataset, la
         record.update(shadow=dataclasses.asdict(shadow_settings), shadow_cache=path, shadow_from_cache=cached,
                       shadow_training=training_record(path))
         log(f"shadow {'loaded from' if cached else 'trained on ' + settings.data + ', saved to'} {path}")
-        rmle = whitebox.preset(settings.preset, dataset, layer, prior="none") if settings.attack == "shadow" else \
+        rmle = whitebox.preset(settings.preset, dataset, layer, "none", features) if settings.attack == "shadow" else \
             whitebox.preset("best", dataset, layer, prior="decoder")
         record["rmle"] = dataclasses.asdict(rmle)
         refine = True

@@ -62,12 +62,17 @@ PAPER_TV_WEIGHTS = {
     ("mnist", "conv1"): 0.0, ("mnist", "relu2"): 1.0,
     ("cifar10", "conv11"): 0.0, ("cifar10", "relu22"): 10.0, ("cifar10", "relu32"): 1000.0,
 }
-DEFAULT_TV_WEIGHT = 1.0  # for split points the paper does not cover
+DEFAULT_TV_WEIGHT = 1.0  # `paper` at split points the paper does not cover
 PRESETS = ("paper", "best")
 PRIORS = ("none", "decoder")
 # `best` from a zero start at MNIST relu2 (authors' weights, test images 0-99): lambda_TV 0.3 gave
 # 18.16 dB where 1 gave 17.18 and 3 gave 15.30 (2000 cosine steps, lr 0.05).
 BEST_TV_WEIGHTS = {("mnist", "relu2"): 0.3}
+# `best` from a zero start at a split with no tuned weight (a model outside the zoo): lambda_TV in
+# proportion to the features' mean square, the ratio of MNIST relu2 (0.3 at 1.29), so the TV term
+# weighs against the feature loss as it does there. A fixed 1.0 swamps the feature loss of small
+# features (examples/attack_your_own_model.py: mean squares 0.04-0.12).
+BEST_TV_PER_FEATURE_ENERGY = 0.23
 # Refinement steps after the decoder prior. CIFAR-10, the paper's 10 images, decoder alone ->
 # 300 / 1000 steps: relu22 23.44 -> 25.29 / 26.43 dB; relu32 17.06 -> 17.13 dB at 300 steps, so
 # refining hardly helps there. Steps cost 4-6 ms per image at these splits on the 2-core CPU.
@@ -77,10 +82,11 @@ BEST_REFINE_STEPS = {("cifar10", "relu22"): 300, ("cifar10", "relu32"): 100}
 CHECKPOINT_SECONDS = 300
 
 
-def preset(name, dataset=None, layer=None, prior=None):
+def preset(name, dataset=None, layer=None, prior=None, features=None):
     """Settings of a named preset for a split: `paper` (the authors' code) or `best`.
 
-    `best` starts from a learned decoder's output (prior "decoder") unless `prior="none"`.
+    `best` starts from a learned decoder's output (prior "decoder") unless `prior="none"`; from a
+    zero start at a split with no tuned lambda_TV, `features` (the intercepted ones) set it.
     """
     if name not in PRESETS:
         raise UsageError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
@@ -94,7 +100,10 @@ def preset(name, dataset=None, layer=None, prior=None):
         return WhiteboxSettings(steps=BEST_REFINE_STEPS.get((dataset, layer), 1000), learning_rate=0.01,
                                 tv_weight=0.0, box=True,
                                 preactivation=True, exact_linear=True, prior=prior)
-    return WhiteboxSettings(steps=5000, learning_rate=0.1, tv_weight=BEST_TV_WEIGHTS.get((dataset, layer), tv_weight),
+    tuned = BEST_TV_WEIGHTS.get((dataset, layer), PAPER_TV_WEIGHTS.get((dataset, layer)))
+    if tuned is None and features is not None:
+        tuned = float(f"{BEST_TV_PER_FEATURE_ENERGY * np.mean(np.square(features, dtype=np.float64)):.3g}")
+    return WhiteboxSettings(steps=5000, learning_rate=0.1, tv_weight=tv_weight if tuned is None else tuned,
                             lr_schedule="cosine", box=True, preactivation=True, exact_linear=True, prior=prior)
 
 
