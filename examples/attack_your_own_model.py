@@ -12,7 +12,7 @@ and prints one table: split, bytes sent per image, the device's share of the com
 PSNR / SSIM of each attack on the paper's 10 victims. The deeper the cut, the less leaks, and
 the more the device computes: that trade-off is what a model owner chooses from.
 
-    python examples/attack_your_own_model.py --data-dir ../shared/data            # ~5 min on 2 cores
+    python examples/attack_your_own_model.py --data-dir ../shared/data            # ~9 min of CPU time
     python examples/attack_your_own_model.py --data-dir ../shared/data --quick    # ~1 min, rougher
 
 The same attacks run from the command line on any saved model: save it with
