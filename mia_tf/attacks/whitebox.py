@@ -294,7 +294,9 @@ def _rmle_program(head, settings, box):
         if box is not None else (None, None)
     cosine = settings.lr_schedule == "cosine"
 
-    @tf.function(jit_compile=use_xla(settings.xla))
+    # The loop is an explicit tf.while_loop, so AutoGraph is not needed; it would re-read this
+    # file's source at trace time and fail ("closure mismatch") if the file changed since import.
+    @tf.function(jit_compile=use_xla(settings.xla), autograph=False)
     def run(x, m, v, v_max, v_target, first, count):
         def body(i, x, m, v, v_max, losses):
             step = tf.cast(first + i, tf.float32)  # 0-based
@@ -364,7 +366,7 @@ def _linear_program(head, iterations, xla):
     def dot(a, b):
         return tf.reduce_sum(a * b, axis=axes, keepdims=True)
 
-    @tf.function(jit_compile=xla)
+    @tf.function(jit_compile=xla, autograph=False)  # an explicit tf.while_loop, as in `_rmle_program`
     def solve(x, features):
         r = apply_at(features - bias, x) - apply_at(apply_a(x), x)
         p, rs = r, dot(r, r)
