@@ -10,6 +10,10 @@ DATA=${MIA_TF_DATA_DIR:-../shared/data}
 OUT=results/blackbox
 source scripts/run_once.sh
 run() { run_once blackbox "$OUT" "$@" --images 0-999; }
+conv1_tflite() {  # conv1_tflite VARIANT: export MNIST conv1's head as runs/exports/lenet_mnist_conv1_VARIANT.tflite
+  [ -f "runs/exports/lenet_mnist_conv1_$1.tflite" ] || python -m mia_tf export --layer conv1 --dataset mnist \
+    --variant "$1" --notail --data-dir "$DATA" --out runs/exports
+}
 declare -A LAYERS=([mnist]="conv1 relu2" [cifar10]="conv11 relu22 relu32")
 for dataset in "${@:-mnist cifar10}"; do
   # The paper's cells first, cheapest first (Table 4 with the authors' decoders, then Table 8,
@@ -37,8 +41,7 @@ for dataset in "${@:-mnist cifar10}"; do
   done
   if [ "$dataset" = mnist ]; then  # the device's real int8 head as the oracle (LiteRT), at the affine split
     name=mnist_conv1_inverse_dist_best_int8
-    [ -f "$OUT/$name/metrics.json" ] || python -m mia_tf export --layer conv1 --dataset mnist --variant int8 --notail \
-      --data-dir "$DATA" --out runs/exports
+    [ -f "$OUT/$name/metrics.json" ] || conv1_tflite int8
     run "$name" --dataset mnist --layer conv1 --data dist --preset best --oracle runs/exports/lenet_mnist_conv1_int8.tflite
     # the one best cell below the paper on test images 0-999 (relu2, noise), on the paper's own 10 images
     for preset in best paper; do
@@ -49,9 +52,6 @@ for dataset in "${@:-mnist cifar10}"; do
 done
 python scripts/collect_results.py "$OUT" --out results/blackbox.md
 # where the affinity probe's threshold sits: every split, and the float16 and int8 .tflite of conv1
-for variant in float16 int8; do
-  [ -f runs/exports/lenet_mnist_conv1_$variant.tflite ] || python -m mia_tf export --layer conv1 --dataset mnist \
-    --variant $variant --notail --data-dir "$DATA" --out runs/exports
-done
+for variant in float16 int8; do conv1_tflite $variant; done
 python scripts/probe_affinity.py --data-dir "$DATA" --out results/affine_probe.md \
   --tflite runs/exports/lenet_mnist_conv1_float16.tflite runs/exports/lenet_mnist_conv1_int8.tflite
