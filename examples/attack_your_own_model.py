@@ -108,7 +108,7 @@ for layer in candidates:
     settings = dataclasses.replace(whitebox.preset("best", "mnist", layer, prior="none", features=features),
                                    steps=whitebox_steps)
     white = whitebox.whitebox_attack(head, features, settings, pixel_range=data_lib.pixel_range("mnist"))
-    oracle = QueryOracle.from_keras(head, budget=blackbox_settings.query_budget())
+    oracle = QueryOracle.from_keras(head, budget=blackbox_settings.query_budget(len(features)))
     black = blackbox_attack(oracle, models.weights_sha256(model), head, features, "mnist", layer, blackbox_settings,
                             data_dir=args.data_dir, cache=os.path.join(args.out, "cache"), log=lambda line: None)
     results[layer] = {"whitebox": scores(white.reconstruction), "whitebox_tv_weight": settings.tv_weight,

@@ -177,7 +177,9 @@ class Cli:
             gains on the attacker's own images).
           queries: query budget: how many of the attacker's images are sent to the head (default:
             all of them: 60,000 / 50,000 for same and noise, 9,000 for dist). The best preset's
-            inverse and hybrid attacks spend 12 more, probing whether the head is affine.
+            inverse and hybrid attacks spend 12 more, probing whether the head is affine, and
+            with noise data 30 for each of up to 100 victims, checking the levels of the
+            reconstructions.
           preset: paper (the authors' tiny decoders, 50 epochs, Adam 1e-3 halved every 10; their
             rMLE through a shadow) or best (a decoder built from any feature shape: upsampling
             stages with residual blocks, MSE + SSIM loss, epochs of at most 9,000 pairs; a linear
@@ -207,8 +209,10 @@ class Cli:
         settings = BlackboxSettings(attack, preset, data, queries, epochs).validate()
         target = experiment.prepare(dataset, model, layer, images, features)
         keras.utils.set_random_seed(seed)
-        source, source_sha = QueryOracle.for_head(target.head, target.model, oracle, budget=settings.query_budget())
-        result = blackbox_attack(source, source_sha, target.head, target.features(), target.dataset, layer, settings,
+        intercepted = target.features()
+        source, source_sha = QueryOracle.for_head(target.head, target.model, oracle,
+                                                  budget=settings.query_budget(len(intercepted)))
+        result = blackbox_attack(source, source_sha, target.head, intercepted, target.dataset, layer, settings,
                                  data_dir, cache_dir, make_strategy(strategy), verbose=1 if sys.stderr.isatty() else 0,
                                  log=lambda line: print(line, file=sys.stderr))
         out = out or experiment.default_out("blackbox", target, f"{attack}_{data}_{preset}")

@@ -74,9 +74,13 @@ def spec(name):
 
 def normalize(images, name):
     """uint8 NHWC images -> float32 in the normalised space where models and attacks work."""
+    return normalize_pixels(np.asarray(images, dtype=np.float32) / 255.0, name)
+
+
+def normalize_pixels(pixels, name):
+    """Float pixel images in [0, 1] (as `denormalize` gives) -> the normalised space."""
     s = spec(name)
-    x = np.asarray(images, dtype=np.float32) / 255.0
-    return (x - np.float32(s.mean)) / np.float32(s.std)
+    return (np.asarray(pixels, np.float32) - np.float32(s.mean)) / np.float32(s.std)
 
 
 def denormalize(x, name):

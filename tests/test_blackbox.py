@@ -98,6 +98,17 @@ def test_best_preset_probes_an_affine_head_and_fits_a_linear_decoder(tmp_path, d
     assert record["summary"]["psnr"]["mean"] > 45  # the paper's decoder reaches 40.7 dB with 9,000 queries
 
 
+def test_a_decoder_trained_on_noise_has_its_levels_checked_within_the_budget(tmp_path, data_dir):
+    out = tmp_path / "noise"
+    run = _blackbox(tmp_path, data_dir, "--layer", "relu2", "--data", "noise", "--queries", "1024", "--preset", "best",
+                    "--epochs", "1", "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    record = json.load(open(out / "metrics.json"))
+    check = record["levels_check"]
+    assert check["queries"] == 30 * 10 and check["sampled_victims"] == 10 and len(check["mean_feature_distance"]) == 30
+    assert record["queries_made_this_run"] == 1024 + 12 + 300  # the budget leaves room for probe and check
+
+
 def test_an_int8_tflite_of_an_affine_head_still_probes_affine(tmp_path, data_dir):
     from mia_tf import data
     from mia_tf.attacks.inverse_network import probe_affine

@@ -5,7 +5,8 @@
 
 - inverse (He et al., Algorithm 2; `inverse_network.py`): x0 = g(v), g trained on query pairs
   (with the best preset, a dozen probe queries first tell whether the head is affine; then g is
-  the least-squares linear decoder);
+  the least-squares linear decoder; a decoder trained on noise has its guess's black and white
+  points checked by queries, `levels_check.py`);
 - shadow (the paper's Table 8; `shadow_model.py`): the white-box attack through a shadow head
   fitted to the query pairs: the authors' rMLE (`paper`), or the white-box `best` preset without
   a prior (`best`: exact least squares through an affine shadow, else 5000 cosine-scheduled
@@ -24,7 +25,7 @@ import time
 import numpy as np
 
 from mia_tf import data as data_lib
-from mia_tf.attacks import inverse_network, shadow_model, whitebox
+from mia_tf.attacks import inverse_network, levels_check, shadow_model, whitebox
 from mia_tf.attacks.cache import rmle_checkpoint_dir, training_record
 from mia_tf.attacks.query_pairs import attacker_pairs
 from mia_tf.errors import UsageError
@@ -58,11 +59,18 @@ class BlackboxSettings:
         """Whether the attack spends `inverse_network.probe_affine`'s queries (the best decoder's)."""
         return self.attack in ("inverse", "hybrid") and self.decoder_settings().family == "best"
 
-    def query_budget(self):
-        """The oracle's budget: `queries` attacker images, plus the affinity probe's queries."""
+    def checks_levels(self):
+        """Whether the decoder's guess gets query-checked levels (`levels_check.py`): the best
+        preset's decoder trained on noise, which never saw a natural image's levels."""
+        return self.attack in ("inverse", "hybrid") and self.preset == "best" and self.data == "noise"
+
+    def query_budget(self, victims):
+        """The oracle's budget: `queries` attacker images, plus the affinity probe's queries and
+        the levels check's for `victims` intercepted images."""
         if self.queries is None:
             return None
-        return self.queries + (inverse_network.AFFINE_PROBE_QUERIES if self.probes_affinity() else 0)
+        return self.queries + (inverse_network.AFFINE_PROBE_QUERIES if self.probes_affinity() else 0) + \
+            (levels_check.queries_needed(victims) if self.checks_levels() else 0)
 
     def decoder_settings(self):
         settings = inverse_network.preset(self.preset)
@@ -119,6 +127,11 @@ def blackbox_attack(oracle, source_sha256, head_structure, features, dataset, la
                       decoder_from_cache=cached, decoder_training=training_record(path))
         log(f"decoder ({decoder.name}) {'loaded from' if cached else 'trained on ' + settings.data + ', saved to'} {path}")
         guess = inverse_network.invert(decoder, features)
+        if settings.checks_levels() and decoder.name != "linear_decoder":  # a linear one inverts exactly
+            guess, record["levels_check"] = levels_check.check_levels(oracle, features, guess, dataset)
+            check = record["levels_check"]
+            log(f"levels checked by {check['queries']} queries on {check['sampled_victims']} victims: "
+                f"black {check['black']:g}, white {check['white']:g}")
     reconstruction = guess
     if settings.attack in ("shadow", "hybrid"):
         shadow_settings = settings.shadow_settings()
