@@ -15,11 +15,10 @@ import os
 import platform
 import time
 
-from mia_tf import data, metrics, models
+from mia_tf import data, experiment, metrics
 from mia_tf.attacks import cache as cache_lib, inverse_network
 from mia_tf.attacks.oracle import QueryOracle
 from mia_tf.report import format_table, summary_cells, write_results_file
-from mia_tf.split import split
 
 
 def main():
@@ -35,11 +34,10 @@ def main():
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     started = time.time()
-    model = models.load_model(dataset=args.dataset)[0]
-    head = split(model, args.layer)[0]
-    _, images, _ = data.victims(args.dataset, args.images)
-    features = head.predict(data.normalize(images, args.dataset), verbose=0)
-    oracle, source_sha = QueryOracle.for_head(head, model)
+    target = experiment.prepare(args.dataset, None, args.layer, args.images)
+    images = target.images
+    features = target.features()
+    oracle, source_sha = QueryOracle.for_head(target.head, target.model)
     rows, raw = [], []
     for weight in args.weights:
         # Full passes (epoch_examples 0), as the committed rows were made; on the 9,000-image dist

@@ -18,11 +18,10 @@ import time
 
 import numpy as np
 
-from mia_tf import data, metrics, models
+from mia_tf import data, experiment, metrics
 from mia_tf.attacks import inverse_network, levels_check
 from mia_tf.attacks.oracle import QueryOracle
 from mia_tf.report import markdown_table_page, summary_cells, write_results_file
-from mia_tf.split import split
 
 
 def main():
@@ -35,12 +34,11 @@ def main():
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     started = time.time()
-    model = models.load_model(dataset=args.dataset)[0]
-    head = split(model, args.layer)[0]
-    _, images, _ = data.victims(args.dataset, args.images)
+    target = experiment.prepare(args.dataset, None, args.layer, args.images)
+    images = target.images
     truth = images / 255.0
-    features = head.predict(data.normalize(images, args.dataset), verbose=0)
-    oracle, source_sha = QueryOracle.for_head(head, model)
+    features = target.features()
+    oracle, source_sha = QueryOracle.for_head(target.head, target.model)
     decoder, _, _ = inverse_network.trained_decoder(oracle, source_sha, args.dataset, args.layer, "noise",
                                                     inverse_network.preset("best"), data_dir=args.data_dir,
                                                     cache=args.cache_dir)
