@@ -69,6 +69,16 @@ def prepare(dataset, model, layer, images, features_log=None):
     return Target(keras_model, head, tail, dataset, label, layer, indices, victim_images, observed)
 
 
+def add_split_arguments(parser, victims="0-999"):
+    """Options every ablation script in scripts/ takes: the split, the victims, the data, the cache, the output."""
+    parser.add_argument("--dataset", default="mnist")
+    parser.add_argument("--layer", default="relu2")
+    parser.add_argument("--images", default=victims, help="victims (test images)")
+    parser.add_argument("--data-dir", default=os.environ.get("MIA_TF_DATA_DIR", "../shared/data"))
+    parser.add_argument("--cache-dir", default=None, help="the attack cache (default $MIA_TF_CACHE, else ~/.cache/mia_tf)")
+    parser.add_argument("--out", required=True, help="the Markdown file to write")
+
+
 def default_out(attack, target, setting):
     return os.path.join("runs", f"{attack}_{target.dataset}_{target.layer}_{setting}")
 

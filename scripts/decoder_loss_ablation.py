@@ -23,15 +23,10 @@ from mia_tf.report import format_table, summary_cells, write_results_file
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", default="mnist")
-    parser.add_argument("--layer", default="relu2")
+    experiment.add_split_arguments(parser)
     parser.add_argument("--data", default="dist", help="the attacker's images: same, dist or noise")
     parser.add_argument("--epochs", type=int, default=5, help="decoder training epochs (the preset's 30)")
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.1, 0.5], help="SSIM weights w")
-    parser.add_argument("--images", default="0-999", help="victims (test images)")
-    parser.add_argument("--data-dir", default=os.environ.get("MIA_TF_DATA_DIR", "../shared/data"))
-    parser.add_argument("--cache-dir", default=None)
-    parser.add_argument("--out", required=True)
     args = parser.parse_args()
     started = time.time()
     target = experiment.prepare(args.dataset, None, args.layer, args.images)

@@ -26,12 +26,7 @@ from mia_tf.report import markdown_table_page, summary_cells, write_results_file
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", default="mnist")
-    parser.add_argument("--layer", default="relu2")
-    parser.add_argument("--images", default="0-999", help="victims (test images)")
-    parser.add_argument("--data-dir", default=os.environ.get("MIA_TF_DATA_DIR", "../shared/data"))
-    parser.add_argument("--cache-dir", default=None)
-    parser.add_argument("--out", required=True)
+    experiment.add_split_arguments(parser)
     args = parser.parse_args()
     started = time.time()
     target = experiment.prepare(args.dataset, None, args.layer, args.images)

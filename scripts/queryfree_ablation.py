@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from mia_tf import data, metrics, models
+from mia_tf import data, experiment, metrics, models
 from mia_tf.attacks import cache as cache_lib, inverse_network, query_free, whitebox
 from mia_tf.attacks.oracle import QueryOracle
 from mia_tf.report import format_table, write_results_file
@@ -59,16 +59,11 @@ def mixture_decoder(shadows, dataset, layer, attacker_data, data_dir, cache_dir)
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", default="mnist")
-    parser.add_argument("--layer", default="relu2")
+    experiment.add_split_arguments(parser, victims="0-99")
     parser.add_argument("--data", default="dist", help="the shadow's training images: same or dist")
     parser.add_argument("--net", default="same", help="the shadow's structure: same or diff")
-    parser.add_argument("--images", default="0-99", help="victims (test images)")
     parser.add_argument("--epochs", type=int, default=50, help="shadow training epochs (the paper's 50)")
     parser.add_argument("--seeds", type=int, default=3, help="shadows for the averaging row")
-    parser.add_argument("--data-dir", default=os.environ.get("MIA_TF_DATA_DIR", "../shared/data"))
-    parser.add_argument("--cache-dir", default=None)
-    parser.add_argument("--out", required=True)
     args = parser.parse_args()
     started = time.time()
     dataset = args.dataset
