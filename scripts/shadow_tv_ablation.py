@@ -18,8 +18,6 @@ import os
 import platform
 import time
 
-import numpy as np
-
 from mia_tf import data, experiment, metrics
 from mia_tf.attacks import shadow_model, whitebox
 from mia_tf.attacks.oracle import QueryOracle
@@ -39,7 +37,7 @@ def main():
     shadow, path, _ = shadow_model.trained_shadow(oracle, target.head, source_sha, target.dataset, args.layer, "same",
                                                   data_dir=args.data_dir, cache=args.cache_dir)
     zero_start = whitebox.preset("best", target.dataset, args.layer, prior="none", features=features)
-    rule = float(f"{whitebox.BEST_TV_PER_FEATURE_ENERGY * np.mean(np.square(features, dtype=np.float64)):.3g}")
+    rule = whitebox.feature_energy_tv_weight(features)
     rows = []
     for tv in args.tv:
         weight = rule if tv == "rule" else float(tv)

@@ -82,6 +82,11 @@ BEST_REFINE_STEPS = {("cifar10", "relu22"): 300, ("cifar10", "relu32"): 100}
 CHECKPOINT_SECONDS = 300
 
 
+def feature_energy_tv_weight(features):
+    """lambda_TV for a zero start where none was tuned: BEST_TV_PER_FEATURE_ENERGY x the features' mean square."""
+    return float(f"{BEST_TV_PER_FEATURE_ENERGY * np.mean(np.square(features, dtype=np.float64)):.3g}")
+
+
 def preset(name, dataset=None, layer=None, prior=None, features=None):
     """Settings of a named preset for a split: `paper` (the authors' code) or `best`.
 
@@ -106,7 +111,7 @@ def preset(name, dataset=None, layer=None, prior=None, features=None):
     # at relu32 the paper's 1000 gave 12.38 / 0.002 (a flat image), 1 gave 14.24, the rule's 0.21 14.00 / 0.315.
     tuned = BEST_TV_WEIGHTS.get((dataset, layer))
     if tuned is None and features is not None:
-        tuned = float(f"{BEST_TV_PER_FEATURE_ENERGY * np.mean(np.square(features, dtype=np.float64)):.3g}")
+        tuned = feature_energy_tv_weight(features)
     return WhiteboxSettings(steps=5000, learning_rate=0.1, tv_weight=tv_weight if tuned is None else tuned,
                             lr_schedule="cosine", box=True, preactivation=True, exact_linear=True, prior=prior)
 
