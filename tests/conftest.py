@@ -1,11 +1,21 @@
+import atexit
+import contextlib
+import io
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
+import types
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# An empty attack cache for the whole run, inherited by every CLI subprocess: a work tree whose
+# ~/.cache/mia_tf holds trained decoders and shadows must test (and time) like a fresh clone.
+os.environ["MIA_TF_CACHE"] = tempfile.mkdtemp(prefix="mia_tf_test_cache_")
+atexit.register(shutil.rmtree, os.environ["MIA_TF_CACHE"], ignore_errors=True)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -18,6 +28,26 @@ def mia_tf(*args, cwd=None, module="mia_tf"):
     env.pop("MIA_TF_DATA_DIR", None)
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
                           env=env, cwd=cwd or ROOT, timeout=300)
+
+
+def mia_tf_in_process(*args):
+    """`python -m mia_tf ARGS` in this process, as `mia_tf` without $MIA_TF_DATA_DIR, for checks of
+    refusals: the same exit code and messages without a new interpreter importing TensorFlow
+    (about 4 s each). Only `mia_tf` shows that a real process prints a one-line error."""
+    from mia_tf.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    saved_data_dir = os.environ.pop("MIA_TF_DATA_DIR", None)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                code = main(list(args))
+            except SystemExit as e:  # fire exits for flags it cannot parse
+                code = e.code if isinstance(e.code, int) else 1
+    finally:
+        if saved_data_dir is not None:
+            os.environ["MIA_TF_DATA_DIR"] = saved_data_dir
+    return types.SimpleNamespace(returncode=code, stdout=stdout.getvalue(), stderr=stderr.getvalue())
 
 
 @pytest.fixture(scope="session")

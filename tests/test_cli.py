@@ -1,19 +1,19 @@
 import os
 import socket
 
-from conftest import REFERENCE_WEIGHTS, mia_tf
+from conftest import REFERENCE_WEIGHTS, mia_tf, mia_tf_in_process
 
 
 def test_help_explains_every_verb():
-    result = mia_tf("--help")  # fire writes help to stderr when it is not a terminal
+    result = mia_tf_in_process("--help")  # fire writes help to stderr when it is not a terminal
     assert result.returncode == 0
     for verb in ("whitebox", "export", "serve", "train", "evaluate", "layers"):
         assert verb in result.stdout + result.stderr
-    result = mia_tf("train", "--help")
+    result = mia_tf_in_process("train", "--help")
     train_help = result.stdout + result.stderr
     for option in ("DATASET", "--epochs", "--strategy", "--checkpoint_dir", "--data_dir", "--limit"):
         assert option in train_help
-    result = mia_tf("serve", "--help")
+    result = mia_tf_in_process("serve", "--help")
     serve_help = result.stdout + result.stderr
     for option in ("--host", "127.0.0.1", "--intercept_log", "--max_body_bytes"):
         assert option in serve_help
@@ -62,16 +62,17 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path):
 
 def test_export_and_serve_refuse_bad_input_before_work(tmp_path):
     out = tmp_path / "exports"
-    _one_line_error(mia_tf("export", "--layer", "relu2", "--dataset", "mnist", "--variant", "int4", "--out", str(out)),
-                    "unknown variant 'int4'")
-    _one_line_error(mia_tf("export", "--layer", "relu9", "--dataset", "mnist", "--out", str(out)), "relu9")
-    _one_line_error(mia_tf("export", "--layer", "relu2", "--dataset", "mnist", "--variant", "int8", "--out", str(out)),
-                    "not available")  # int8 calibrates on training images: none without --data-dir or a network
-    _one_line_error(mia_tf("serve", "--layer", "relu2", "--dataset", "mnist", "--port", "99999"),
+    _one_line_error(mia_tf_in_process("export", "--layer", "relu2", "--dataset", "mnist", "--variant", "int4",
+                                      "--out", str(out)), "unknown variant 'int4'")
+    _one_line_error(mia_tf_in_process("export", "--layer", "relu9", "--dataset", "mnist", "--out", str(out)), "relu9")
+    _one_line_error(mia_tf_in_process("export", "--layer", "relu2", "--dataset", "mnist", "--variant", "int8",
+                                      "--out", str(out)), "not available")  # int8 calibrates on training images: none without --data-dir or a network
+    _one_line_error(mia_tf_in_process("serve", "--layer", "relu2", "--dataset", "mnist", "--port", "99999"),
                     "--port must be a whole number from 0 to 65535")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        _one_line_error(mia_tf("serve", "--layer", "relu2", "--dataset", "mnist", "--port", str(busy.getsockname()[1]),
-                               "--intercept-log", str(tmp_path / "log")), "cannot listen", "pick another --port")
+        _one_line_error(mia_tf_in_process("serve", "--layer", "relu2", "--dataset", "mnist", "--port",
+                                          str(busy.getsockname()[1]), "--intercept-log", str(tmp_path / "log")),
+                        "cannot listen", "pick another --port")
     assert not out.exists() and not (tmp_path / "log").exists()

@@ -8,6 +8,7 @@ import pytest
 
 import mia_tf
 from conftest import mia_tf as run_cli
+from conftest import mia_tf_in_process
 from mia_tf.attacks import cache as cache_lib
 from mia_tf.attacks import query_free
 from mia_tf.errors import UsageError
@@ -149,7 +150,7 @@ def test_bad_input_is_refused_before_training(tmp_path, data_dir):
     for args, message in [(("--data", "noise"), "needs labelled images"), (("--net", "deep"), "unknown --net"),
                           (("--epochs", "0"), "positive whole number"), (("--preset", "fast"), "unknown preset"),
                           (("--shadows", "0"), "--shadows must be")]:
-        result = run_cli("queryfree", "--layer", "relu2", "--data-dir", data_dir, *args)
+        result = mia_tf_in_process("queryfree", "--layer", "relu2", "--data-dir", data_dir, *args)
         assert result.returncode == 2 and message in result.stderr, result.stderr
     model = mia_tf.load_model("lenet_mnist")[0]
     conv1_head, _ = mia_tf.split(model, "conv1")
