@@ -5,8 +5,8 @@ import json
 from conftest import mia_tf, mia_tf_in_process
 
 
-def _blackbox(tmp_path, data_dir, *args):
-    return mia_tf("blackbox", "--data-dir", data_dir, "--cache-dir", str(tmp_path / "cache"), *args)
+def _blackbox(tmp_path, data_dir, *args, run=mia_tf):
+    return run("blackbox", "--data-dir", data_dir, "--cache-dir", str(tmp_path / "cache"), *args)
 
 
 def test_inverse_network_learns_from_queries_and_is_reused(tmp_path, data_dir):
@@ -49,8 +49,7 @@ def test_bad_budgets_and_settings_are_refused_before_work(tmp_path, data_dir):
                           (("--attack", "gan"), "unknown attack 'gan'"),
                           (("--preset", "fast"), "unknown preset 'fast'"),
                           (("--queries", "9001"), "more than the 9000 images of the attacker's 'dist' set")]:
-        result = mia_tf_in_process("blackbox", "--data-dir", data_dir, "--cache-dir", str(tmp_path / "cache"),
-                                   "--layer", "conv1", *args)
+        result = _blackbox(tmp_path, data_dir, "--layer", "conv1", *args, run=mia_tf_in_process)
         assert result.returncode == 2 and message in result.stderr, result.stderr
     assert not (tmp_path / "cache").exists()
 

@@ -65,8 +65,9 @@ def test_export_and_serve_refuse_bad_input_before_work(tmp_path):
     _one_line_error(mia_tf_in_process("export", "--layer", "relu2", "--dataset", "mnist", "--variant", "int4",
                                       "--out", str(out)), "unknown variant 'int4'")
     _one_line_error(mia_tf_in_process("export", "--layer", "relu9", "--dataset", "mnist", "--out", str(out)), "relu9")
+    # int8 calibrates on training images: none without --data-dir or a network
     _one_line_error(mia_tf_in_process("export", "--layer", "relu2", "--dataset", "mnist", "--variant", "int8",
-                                      "--out", str(out)), "not available")  # int8 calibrates on training images: none without --data-dir or a network
+                                      "--out", str(out)), "not available")
     _one_line_error(mia_tf_in_process("serve", "--layer", "relu2", "--dataset", "mnist", "--port", "99999"),
                     "--port must be a whole number from 0 to 65535")
     with socket.socket() as busy:

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 import mia_tf
-from conftest import mia_tf as run_cli
-from conftest import mia_tf_in_process
+from conftest import mia_tf as run_cli, mia_tf_in_process
 from mia_tf.attacks import cache as cache_lib
 from mia_tf.attacks import query_free
 from mia_tf.errors import UsageError
