@@ -22,12 +22,16 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 REFERENCE_WEIGHTS = ROOT.parent / "shared" / "reference" / "he2019_lenet_mnist_weights.npz"
 
 
+# A hang guard, not a speed bar: the CLI runs took up to 5 min on a machine 3-4x slower than most.
+SUBPROCESS_TIMEOUT = 1200
+
+
 def mia_tf(*args, cwd=None, module="mia_tf"):
     """Run `python -m mia_tf ARGS` (or another module) as a user would, without $MIA_TF_DATA_DIR."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("MIA_TF_DATA_DIR", None)
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          env=env, cwd=cwd or ROOT, timeout=300)
+                          env=env, cwd=cwd or ROOT, timeout=SUBPROCESS_TIMEOUT)
 
 
 def mia_tf_in_process(*args):
