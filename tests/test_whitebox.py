@@ -133,21 +133,17 @@ def test_a_checkpoint_resumes_only_for_its_own_inputs(lenet, victims):
     head, _ = split(lenet, "relu2")
     v, others = head(x[:3]).numpy(), head(x[3:6]).numpy()
     start = np.zeros_like(x[:3])
-    saved = {"inputs": whitebox._input_fingerprint(v, start)}
-
-    class Saved(dict):
-        files = property(lambda self: list(self))
-
+    saved = whitebox._input_fingerprint(v, start)
     # the same features computed on another machine differ in their last bits: the same run
     last_bits_off = v * np.float32(1 + 2 ** -22)
     assert not np.array_equal(last_bits_off, v)
-    settings, box = whitebox.preset("paper", "mnist", "relu2"), None
-    assert whitebox._checkpoint_path("d", head, last_bits_off, start, settings, box) == \
-        whitebox._checkpoint_path("d", head, v, start, settings, box)
-    assert whitebox._same_inputs(Saved(saved), whitebox._input_fingerprint(last_bits_off, start))
-    assert not whitebox._same_inputs(Saved(saved), whitebox._input_fingerprint(others, start))
-    assert not whitebox._same_inputs(Saved(saved), whitebox._input_fingerprint(v, start + 0.5))
-    assert not whitebox._same_inputs(Saved(), whitebox._input_fingerprint(v, start))  # an older checkpoint
+    settings, box, shapes = whitebox.preset("paper", "mnist", "relu2"), None, (v.shape, start.shape)
+    assert whitebox._checkpoint_path("d", head, whitebox._input_fingerprint(last_bits_off, start), shapes,
+                                     settings, box) == whitebox._checkpoint_path("d", head, saved, shapes, settings, box)
+    assert whitebox._same_inputs(saved, whitebox._input_fingerprint(last_bits_off, start))
+    assert not whitebox._same_inputs(saved, whitebox._input_fingerprint(others, start))
+    assert not whitebox._same_inputs(saved, whitebox._input_fingerprint(v, start + 0.5))
+    assert not whitebox._same_inputs(None, whitebox._input_fingerprint(v, start))  # an older checkpoint
 
 
 def test_best_tv_weight_follows_the_features_scale_at_untuned_splits():
