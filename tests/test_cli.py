@@ -45,17 +45,18 @@ def _one_line_error(result, *fragments):
 
 
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path):
+    # one real process shows what a user sees; the rest run in-process (same code and exit code)
     _one_line_error(mia_tf("evaluate", "--dataset", "svhn"), "unknown data set 'svhn'")
-    _one_line_error(mia_tf("layers", "--model", str(REFERENCE_WEIGHTS)), "not a .keras model file")
+    _one_line_error(mia_tf_in_process("layers", "--model", str(REFERENCE_WEIGHTS)), "not a .keras model file")
     junk = tmp_path / "model.keras"
     junk.write_text("hello")
-    _one_line_error(mia_tf("layers", "--model", str(junk)), "not a loadable Keras model")
+    _one_line_error(mia_tf_in_process("layers", "--model", str(junk)), "not a loadable Keras model")
     empty = tmp_path / "empty"
     empty.mkdir()
     out = tmp_path / "out" / "m.weights.h5"
-    _one_line_error(mia_tf("train", "--dataset", "mnist", "--data-dir", str(empty), "--out", str(out)),
+    _one_line_error(mia_tf_in_process("train", "--dataset", "mnist", "--data-dir", str(empty), "--out", str(out)),
                     "mnist.npz not found")
-    _one_line_error(mia_tf("evaluate", "--dataset", "cifar10", "--model", "lenet_mnist"),
+    _one_line_error(mia_tf_in_process("evaluate", "--dataset", "cifar10", "--model", "lenet_mnist"),
                     "is for mnist, not cifar10")
     assert not out.exists() and not (tmp_path / "log").exists() and sorted(os.listdir(tmp_path)) == ["empty", "model.keras"]
 
