@@ -128,6 +128,32 @@ def test_killed_rmle_resumes_from_its_checkpoint(lenet, victims, tmp_path, monke
     np.testing.assert_allclose(resumed.loss, uninterrupted.loss, rtol=1e-5)
 
 
+def test_an_unfinished_runs_checkpoint_is_scored_against_its_victims(lenet, victims, tmp_path, monkeypatch):
+    from scripts.score_rmle_checkpoint import score
+
+    images, x = victims
+    head, _ = split(lenet, "relu2")
+    settings = dataclasses.replace(whitebox.preset("paper", "mnist", "relu2"), steps=300, steps_per_call=50)
+    monkeypatch.setattr(whitebox, "CHECKPOINT_SECONDS", 0)
+    at_step = {}
+
+    def kill_after_150(step, loss, reconstruction):
+        at_step[step] = reconstruction
+        if step == 150:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        whitebox.whitebox_attack(head, head(x).numpy(), settings, progress=kill_after_150,
+                                 checkpoint_dir=str(tmp_path))
+    [checkpoint] = tmp_path.iterdir()
+    done, summary = score(str(checkpoint), "mnist", "paper10")
+    assert done == 100  # the state saved after step 100, scored as the run would score it
+    assert summary["psnr"]["mean"] == pytest.approx(_psnr(images, at_step[100]), abs=1e-4)
+    assert summary["psnr"]["mean"] > _psnr(images, np.zeros_like(x))
+    with pytest.raises(UsageError, match="give the --images the run was started with"):
+        score(str(checkpoint), "mnist", "3")
+
+
 def test_a_checkpoint_resumes_only_for_its_own_inputs(lenet, victims):
     _, x = victims
     head, _ = split(lenet, "relu2")

@@ -1,0 +1,44 @@
+"""Score an unfinished rMLE run from its checkpoint: how good are the images it holds right now?
+
+    python scripts/score_rmle_checkpoint.py ~/.cache/mia_tf/rmle/<key>.npz --dataset cifar10 --images 0-999
+
+A long attack (the CIFAR Table 8 `best` cells: 5,000 steps on 1,000 victims, several hours here)
+saves its state every few minutes (`mia_tf/attacks/whitebox.py`). This reads the current images
+from that state, without touching the run, and prints their PSNR and SSIM against the victims the
+run was started on (`--images`, as given to the attack verb), with the step they were taken at.
+"""
+
+import argparse
+
+import numpy as np
+
+from mia_tf import data as data_lib
+from mia_tf import metrics as metrics_lib
+from mia_tf.errors import UsageError
+
+
+def score(checkpoint, dataset, images):
+    """(steps done, summary of PSNR / SSIM) of the images held in an rMLE checkpoint."""
+    _, truth, _ = data_lib.victims(dataset, images)
+    with np.load(checkpoint) as saved:
+        current, done = saved["x"], int(saved["done"])
+    if current.shape != truth.shape[:1] + tuple(data_lib.spec(dataset).image_shape):
+        raise UsageError(f"{checkpoint} holds images of shape {current.shape}, not {len(truth)} {dataset} "
+                         f"images: give the --images the run was started with")
+    pixels = data_lib.denormalize(current, dataset)
+    return done, metrics_lib.evaluate(truth.astype(np.float32) / 255.0, pixels)["summary"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", help="an .npz under <cache>/rmle/")
+    parser.add_argument("--dataset", required=True, choices=["mnist", "cifar10"])
+    parser.add_argument("--images", default="paper10", help="the victims of the run: paper10, N or a-b")
+    args = parser.parse_args()
+    done, summary = score(args.checkpoint, args.dataset, args.images)
+    print(f"{args.checkpoint}: step {done}, PSNR {summary['psnr']['mean']:.2f} dB, "
+          f"SSIM (paper) {summary['ssim_paper']['mean']:.4f}, SSIM (standard) {summary['ssim_standard']['mean']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
