@@ -122,10 +122,25 @@ def test_killed_rmle_resumes_from_its_checkpoint(lenet, victims, tmp_path, monke
     assert steps_run == [50, 100] and list(tmp_path.iterdir()) == [checkpoint]
     steps_run.clear()
     resumed = whitebox.whitebox_attack(head, v, settings, checkpoint_dir=str(tmp_path), progress=record_steps)
-    assert steps_run == [200, 250, 300]
+    assert steps_run == [150, 200, 250, 300]  # the resumed step first
     assert list(tmp_path.iterdir()) == []  # removed once finished
     np.testing.assert_allclose(resumed.reconstruction, uninterrupted.reconstruction, atol=1e-6)
     np.testing.assert_allclose(resumed.loss, uninterrupted.loss, rtol=1e-5)
+
+
+def test_progress_lines_log_the_first_and_last_step_and_at_most_one_a_minute_between(lenet, victims):
+    _, x = victims
+    head, _ = split(lenet, "relu2")
+    settings = dataclasses.replace(whitebox.preset("paper", "mnist", "relu2"), steps=300, steps_per_call=50)
+    lines = []
+    whitebox.whitebox_attack(head, head(x[:2]).numpy(), settings,
+                             progress=whitebox.progress_lines(lines.append, "rMLE", settings.steps))
+    assert len(lines) == 2 and lines[0].startswith("rMLE: step 50 of 300, loss ")
+    assert lines[1].startswith("rMLE: step 300 of 300, loss ") and lines[1].endswith(" s per step")
+    every_call = []
+    whitebox.whitebox_attack(head, head(x[:2]).numpy(), settings,
+                             progress=whitebox.progress_lines(every_call.append, "rMLE", settings.steps, min_seconds=0))
+    assert [line.split(",")[0] for line in every_call] == [f"rMLE: step {s} of 300" for s in range(50, 301, 50)]
 
 
 def test_an_unfinished_runs_checkpoint_is_scored_against_its_victims(lenet, victims, tmp_path, monkeypatch):

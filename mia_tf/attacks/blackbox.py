@@ -158,6 +158,7 @@ def blackbox_attack(oracle, source_sha256, head_structure, features, dataset, la
         if refine:
             reconstruction = whitebox.whitebox_attack(
                 shadow, features, rmle, init=guess, pixel_range=data_lib.pixel_range(dataset),
+                progress=whitebox.progress_lines(log, "rMLE through the shadow", rmle.steps),
                 checkpoint_dir=rmle_checkpoint_dir(cache)).reconstruction
     record["queries_made_this_run"] = oracle.queries
     return BlackboxResult(reconstruction, record, time.time() - started)

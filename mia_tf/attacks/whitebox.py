@@ -179,6 +179,24 @@ def whitebox_attack(head, features, settings=WhiteboxSettings(), init=None, pixe
     return WhiteboxResult(np.asarray(x), np.asarray(loss), method, time.time() - started)
 
 
+def progress_lines(log, label, total, min_seconds=60):
+    """A `progress` callback for `whitebox_attack` that logs "<label>: step S of TOTAL, loss L" at
+    most every `min_seconds` (and at the last step), with the seconds per step since the last
+    line: long runs that write to a log file (the black-box Table 8 cells: hours) show they move
+    and, first thing after a resume, the step they resumed at."""
+    last = {}
+
+    def progress(step, loss, reconstruction):
+        now = time.time()
+        if last and step < total and now - last["time"] < min_seconds:
+            return
+        pace = f", {(now - last['time']) / (step - last['step']):.2f} s per step" if last and step > last["step"] else ""
+        log(f"{label}: step {step:,} of {total:,}, loss {loss:.5g}{pace}")
+        last.update(time=now, step=step)
+
+    return progress
+
+
 def refinement_gain(head, features, guess, images, settings, dataset):
     """Mean PSNR gain in dB of refining `guess` by this attack through `head`, on images whose truth
     the attacker knows (its own; `features` are what it holds for them, `guess` its prior's output,
@@ -259,6 +277,8 @@ def _rmle(head, features, x0, settings, pixel_range, progress, checkpoint_dir=No
             if _same_inputs(saved.get("inputs"), inputs):  # else another run's state under this key: start afresh
                 x, m, v, v_max = (tf.constant(saved[name]) for name in ("x", "m", "v", "v_max"))
                 history, done = [saved["losses"]], int(saved["done"])
+                if progress is not None:  # tell the caller where the run resumes
+                    progress(done, float(history[-1][-1]), x.numpy())
     saved_at = time.time()
     while done < total:
         count = min(int(settings.steps_per_call), total - done)
