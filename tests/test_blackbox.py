@@ -61,6 +61,7 @@ def test_shadow_and_hybrid_share_the_queries_and_rebuild_the_digits(tmp_path, da
     record = json.load(open(tmp_path / "shadow" / "metrics.json"))
     assert record["queries_made_this_run"] == 4096 and record["rmle"]["steps"] == 5000
     assert record["summary"]["psnr"]["mean"] > 12.0  # rMLE through a shadow fitted to 4,096 answers
+    assert "rMLE through the shadow: step 5,000 of 5,000, loss " in shadow.stderr  # its progress in the log
     hybrid = _blackbox(tmp_path, data_dir, *args, "--attack", "hybrid", "--out", str(tmp_path / "hybrid"))
     assert hybrid.returncode == 0, hybrid.stderr
     record = json.load(open(tmp_path / "hybrid" / "metrics.json"))
