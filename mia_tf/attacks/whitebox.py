@@ -190,7 +190,8 @@ def progress_lines(log, label, total, min_seconds=60):
         now = time.time()
         if last and step < total and now - last["time"] < min_seconds:
             return
-        pace = f", {(now - last['time']) / (step - last['step']):.2f} s per step" if last and step > last["step"] else ""
+        moved = last and step > last["step"]
+        pace = f", {(now - last['time']) / (step - last['step']):.2f} s per step" if moved else ""
         log(f"{label}: step {step:,} of {total:,}, loss {loss:.5g}{pace}")
         last.update(time=now, step=step)
 
