@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from mia_tf import data as data_lib
+from mia_tf import data as data_lib, precision
 from mia_tf.attacks import inverse_network, levels_check, shadow_model, whitebox
 from mia_tf.attacks.cache import rmle_checkpoint_dir, training_record
 from mia_tf.attacks.query_pairs import attacker_pairs
@@ -43,6 +43,7 @@ class BlackboxSettings:
     data: str = "dist"  # the attacker's images: same, dist or noise
     queries: int = None  # images sent to the oracle; None: the whole attacker set
     epochs: int = None  # overrides the decoder's and the shadow's epochs
+    compute_dtype: str = None  # the rMLE's arithmetic through the shadow (`mia_tf.precision`); None: float32
 
     def validate(self):
         if self.attack not in ATTACKS:
@@ -53,6 +54,7 @@ class BlackboxSettings:
         if self.queries is not None and (not isinstance(self.queries, int) or self.queries < decoder.batch_size):
             raise UsageError(f"--queries must be a whole number of at least one training batch "
                              f"({decoder.batch_size}), got {self.queries!r}")
+        precision.check_compute_dtype(self.compute_dtype)
         return self
 
     def probes_affinity(self):
@@ -142,6 +144,7 @@ def blackbox_attack(oracle, source_sha256, head_structure, features, dataset, la
         log(f"shadow {'loaded from' if cached else 'trained on ' + settings.data + ', saved to'} {path}")
         rmle = whitebox.preset(settings.preset, dataset, layer, "none", features) if settings.attack == "shadow" else \
             whitebox.preset("best", dataset, layer, prior="decoder")
+        rmle = dataclasses.replace(rmle, compute_dtype=settings.compute_dtype)
         record["rmle"] = dataclasses.asdict(rmle)
         refine = True
         if settings.attack == "hybrid":

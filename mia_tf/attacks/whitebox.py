@@ -32,6 +32,8 @@ import time
 
 import numpy as np
 
+from mia_tf import precision
+from mia_tf.attacks.cache import settings_fields
 from mia_tf.errors import UsageError
 from mia_tf.io import atomic_path
 
@@ -55,6 +57,9 @@ class WhiteboxSettings:
     # (results/bench_whitebox.md: CIFAR relu22, batch 100, 5.3 against 1.0 ms per step per image).
     xla: bool | None = None
     prior: str = "none"  # "none" (zero start) or "decoder" (start from a learned decoder's output)
+    # The head's arithmetic in rMLE: None (float32), "bfloat16" or "float16" (`mia_tf.precision`;
+    # images, Adam's state and the loss stay float32). The exact linear solver is always float32.
+    compute_dtype: str | None = None
 
 
 # lambda_TV per split in the authors' code (PAPER.md); conv1 is not given there: 0 is natural.
@@ -134,6 +139,7 @@ def validate(head, features, settings):
         raise UsageError(f"steps must be a positive integer, got {settings.steps}")
     if settings.learning_rate <= 0 or settings.tv_weight < 0:
         raise UsageError("learning_rate must be positive and tv_weight non-negative")
+    precision.check_compute_dtype(settings.compute_dtype)
     features = np.asarray(features, dtype=np.float32)
     expected = tuple(head.output.shape[1:])
     if features.ndim != len(expected) + 1 or features.shape[1:] != expected:
@@ -247,13 +253,14 @@ def _feature_loss_fn(head, settings):
     """per-image feature loss(x, v): mean squared error, or its pre-activation form."""
     import tensorflow as tf
 
+    head = precision.computing_in(head, settings.compute_dtype)
     pre_head = _preactivation_head(head) if settings.preactivation else None
     axes = list(range(1, len(head.output.shape)))
     if pre_head is None:
-        return lambda x, v: tf.reduce_mean(tf.square(head(x, training=False) - v), axis=axes)
+        return lambda x, v: tf.reduce_mean(tf.square(tf.cast(head(x, training=False), tf.float32) - v), axis=axes)
 
     def preactivation_loss(x, v):
-        z = pre_head(x, training=False)
+        z = tf.cast(pre_head(x, training=False), tf.float32)
         return tf.reduce_mean(tf.where(v > 0, tf.square(z - v), tf.square(tf.nn.relu(z))), axis=axes)
 
     return preactivation_loss
@@ -310,7 +317,8 @@ def _checkpoint_path(directory, head, inputs, shapes, settings, box):
     coarse = [[list(shape), f"{means[2 * i]:.3g}", f"{np.sqrt(np.mean(np.square(inputs[:, 2 * i + 1]))):.3g}"]
               for i, shape in enumerate(shapes)]
     digest = hashlib.sha256(weights_sha256(head).encode())
-    digest.update(json.dumps([dataclasses.asdict(settings), box, coarse], sort_keys=True).encode())
+    fields = settings_fields(settings, later_fields=("compute_dtype",))  # float32 runs keep their keys
+    digest.update(json.dumps([fields, box, coarse], sort_keys=True).encode())
     return os.path.join(directory, f"{digest.hexdigest()[:24]}.npz")
 
 
