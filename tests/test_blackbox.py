@@ -48,6 +48,7 @@ def test_bad_budgets_and_settings_are_refused_before_work(tmp_path, data_dir):
                           (("--data", "web"), "unknown attacker data 'web'"),
                           (("--attack", "gan"), "unknown attack 'gan'"),
                           (("--preset", "fast"), "unknown preset 'fast'"),
+                          (("--compute-dtype", "int8"), "unknown compute dtype 'int8'"),
                           (("--queries", "9001"), "more than the 9000 images of the attacker's 'dist' set")]:
         result = _blackbox(tmp_path, data_dir, "--layer", "conv1", *args, run=mia_tf_in_process)
         assert result.returncode == 2 and message in result.stderr, result.stderr
@@ -79,12 +80,13 @@ def test_shadow_and_hybrid_share_the_queries_and_rebuild_the_digits(tmp_path, da
 
 def test_shadow_best_inverts_an_affine_shadow_exactly(tmp_path, data_dir):
     args = ("--layer", "conv1", "--data", "dist", "--queries", "2048", "--epochs", "3", "--attack", "shadow")
-    paper = _blackbox(tmp_path, data_dir, *args, "--out", str(tmp_path / "paper"))
+    paper = _blackbox(tmp_path, data_dir, *args, "--compute-dtype", "bfloat16", "--out", str(tmp_path / "paper"))
     best = _blackbox(tmp_path, data_dir, *args, "--preset", "best", "--out", str(tmp_path / "best"))
     assert paper.returncode == 0 and best.returncode == 0, paper.stderr + best.stderr
     paper, best = (json.load(open(tmp_path / run / "metrics.json")) for run in ("paper", "best"))
     assert best["shadow_from_cache"]  # one shadow per query set, whatever the preset
     assert best["rmle"]["exact_linear"] and not paper["rmle"]["exact_linear"]
+    assert paper["rmle"]["compute_dtype"] == "bfloat16" and best["rmle"]["compute_dtype"] is None
     assert best["summary"]["psnr"]["mean"] > paper["summary"]["psnr"]["mean"]
 
 
