@@ -80,8 +80,8 @@ class Cli:
             intercept log of `python -m mia_tf serve` (all its records, in arrival order).
             Without --images the reconstructions are written but not scored.
           compute_dtype: bfloat16 or float16: run the head's arithmetic in rMLE in that type (the
-            images and the optimiser stay float32); bfloat16 took 0.55x the time of float32 on
-            this project's AVX512-BF16 CPU (results/precision_check.md). Default: float32.
+            images and the optimiser stay float32), else float32. On this project's AVX512-BF16
+            CPU bfloat16 took 0.51-0.61 of the time at the same PSNR (results/precision_check.md).
         """
         from tqdm import tqdm
 
