@@ -15,8 +15,9 @@ conv1_tflite() {  # conv1_tflite VARIANT: export MNIST conv1's head as runs/expo
     --variant "$1" --notail --data-dir "$DATA" --out runs/exports
 }
 declare -A LAYERS=([mnist]="conv1 relu2" [cifar10]="conv11 relu22 relu32")
-# rMLE through the CIFAR relu32 shadow (5,000 steps on 1,000 victims: about 4 h of the 2-core CPU in
-# float32) runs in bfloat16, half the time for the same PSNR (results/precision_check.md); every
+# rMLE through the CIFAR relu32 shadow (5,000 steps on 1,000 victims: about 3 h of the 2-core CPU in
+# float32, as the relu22 cells took) runs in bfloat16, 0.51-0.61 of the time for the same PSNR
+# (results/precision_check.md: relu32 costs what relu22 does per step in float32); every
 # other cell, the relu22 Table 8 cells included, ran in float32 before that option existed.
 arithmetic() { [ "$1_$2" != cifar10_relu32 ] || echo --compute-dtype bfloat16; }
 for dataset in "${@:-mnist cifar10}"; do
