@@ -160,7 +160,7 @@ class Cli:
 
     def blackbox(self, layer, dataset="mnist", model=None, data="dist", attack="inverse", queries=None,
                  preset="paper", epochs=None, images=None, oracle=None, out=None, logdir=None, data_dir=None,
-                 cache_dir=None, strategy="default", features=None, seed=0, compute_dtype=None):
+                 cache_dir=None, strategy="default", features=None, seed=0, compute_dtype=None, train_dtype=None):
         """Black-box attack: rebuild the victims' images knowing only answers to queries of the head.
 
         The attacker queries the head (the device half) with its own images, once each, and
@@ -203,6 +203,9 @@ class Cli:
           features: attack the features in an intercept log of `python -m mia_tf serve`.
           seed: random seed for the decoder's and the shadow's initial weights and batch order.
           compute_dtype: bfloat16 or float16: the shadow's arithmetic in rMLE (as for `whitebox`).
+          train_dtype: bfloat16 or float16: the decoder's and the shadow's arithmetic in training
+            (weights, Adam and the loss stay float32); a model trained so is cached apart from a
+            float32 one.
         """
         import keras
 
@@ -211,7 +214,7 @@ class Cli:
         from mia_tf.attacks.oracle import QueryOracle
         from mia_tf.train import make_strategy
 
-        settings = BlackboxSettings(attack, preset, data, queries, epochs, compute_dtype).validate()
+        settings = BlackboxSettings(attack, preset, data, queries, epochs, compute_dtype, train_dtype).validate()
         target = experiment.prepare(dataset, model, layer, images, features)
         keras.utils.set_random_seed(seed)
         intercepted = target.features()
@@ -227,7 +230,7 @@ class Cli:
 
     def queryfree(self, layer, dataset="mnist", model=None, data="dist", net="same", preset="paper", shadows=None,
                   epochs=None, limit=None, images=None, out=None, logdir=None, data_dir=None, cache_dir=None,
-                  strategy="default", features=None, seed=0):
+                  strategy="default", features=None, seed=0, train_dtype=None):
         """Query-free attack: the attacker holds only the tail (the cloud half) and no queries.
 
         It trains a shadow head so that the frozen tail classifies its own labelled images, then
@@ -261,6 +264,9 @@ class Cli:
           strategy: default, mirrored or multiworker (tf.distribute, as for `train`).
           features: attack the features in an intercept log of `python -m mia_tf serve`.
           seed: random seed for the (first) shadow's initial weights and batch order.
+          train_dtype: bfloat16 or float16: the shadows' (and the best preset's decoders')
+            arithmetic in training (weights, Adam and the loss stay float32); a model trained so
+            is cached apart from a float32 one.
         """
         import time
 
@@ -270,7 +276,7 @@ class Cli:
 
         target = experiment.prepare(dataset, model, layer, images, features)
         settings = query_free.preset(preset, target.head, target.dataset, layer, data, net,
-                                     50 if epochs is None else epochs, limit, seed)
+                                     50 if epochs is None else epochs, limit, seed, train_dtype)
         shadows = (query_free.BEST_SHADOWS if preset == "best" else 1) if shadows is None else shadows
         if not isinstance(shadows, int) or shadows < 1:
             raise UsageError(f"--shadows must be a positive whole number, got {shadows!r}")
@@ -288,7 +294,7 @@ class Cli:
             trained.append(shadow)
             records.append({"cache": path, "from_cache": cached, "training": training_record(path)})
         reconstructions, inversions, refinement = query_free.invert_through_shadows(
-            trained, features, target.dataset, layer, preset, data, data_dir, cache_dir, limit, verbose)
+            trained, features, target.dataset, layer, preset, data, data_dir, cache_dir, limit, verbose, train_dtype)
         records = [{**record, **inversion} for record, inversion in zip(records, inversions)]
         reconstruction, choice, residuals = query_free.select_by_residual(trained, features, reconstructions)
         out = out or experiment.default_out("queryfree", target, f"{data}_{net}_{preset}")

@@ -7,6 +7,8 @@ gradient steps of rMLE through a head or a shadow) can run in bfloat16 on CPUs t
 in float32. `scripts/precision_check.py` measures the time and the PSNR of both
 (`results/precision_check.md`: on the 2-core AMD EPYC with AVX512-BF16, an rMLE step through the
 CIFAR relu32 head took 2.61-2.84 ms per image in bfloat16 against 4.78-5.01 in float32).
+Training the attacker's decoders and shadows can do the same (`train_dtype`, in
+`query_pairs.fit_pairs`): a copy computing in the lower type trains, its float32 weights go back.
 """
 
 from mia_tf.errors import UsageError
@@ -14,9 +16,9 @@ from mia_tf.errors import UsageError
 COMPUTE_DTYPES = ("bfloat16", "float16")  # besides None: float32, as the model was built
 
 
-def check_compute_dtype(compute_dtype):
+def check_compute_dtype(compute_dtype, option="--compute-dtype"):
     if compute_dtype is not None and compute_dtype not in COMPUTE_DTYPES:
-        raise UsageError(f"unknown compute dtype {compute_dtype!r}: use {' or '.join(COMPUTE_DTYPES)} "
+        raise UsageError(f"unknown {option} {compute_dtype!r}: use {' or '.join(COMPUTE_DTYPES)} "
                          f"(or leave it out for float32)")
 
 

@@ -48,7 +48,7 @@ def test_bad_budgets_and_settings_are_refused_before_work(tmp_path, data_dir):
                           (("--data", "web"), "unknown attacker data 'web'"),
                           (("--attack", "gan"), "unknown attack 'gan'"),
                           (("--preset", "fast"), "unknown preset 'fast'"),
-                          (("--compute-dtype", "int8"), "unknown compute dtype 'int8'"),
+                          (("--compute-dtype", "int8"), "unknown --compute-dtype 'int8'"),
                           (("--queries", "9001"), "more than the 9000 images of the attacker's 'dist' set")]:
         result = _blackbox(tmp_path, data_dir, "--layer", "conv1", *args, run=mia_tf_in_process)
         assert result.returncode == 2 and message in result.stderr, result.stderr

@@ -76,9 +76,9 @@ def test_float32_checkpoints_keep_their_keys_and_other_types_get_their_own(lenet
 def test_an_unknown_compute_dtype_is_refused_before_work(lenet_relu2):
     head, _, x = lenet_relu2
     settings = dataclasses.replace(whitebox.preset("paper", "mnist", "relu2"), compute_dtype="int8")
-    with pytest.raises(UsageError, match="unknown compute dtype 'int8': use bfloat16 or float16"):
+    with pytest.raises(UsageError, match="unknown --compute-dtype 'int8': use bfloat16 or float16"):
         whitebox.whitebox_attack(head, head(x[:1]).numpy(), settings)
-    with pytest.raises(UsageError, match="unknown compute dtype 'fp8'"):
+    with pytest.raises(UsageError, match="unknown --compute-dtype 'fp8'"):
         BlackboxSettings(compute_dtype="fp8").validate()
 
 
@@ -90,5 +90,73 @@ def test_the_whitebox_verb_records_its_arithmetic_and_refuses_an_unknown_one(tmp
     assert json.loads((out / "metrics.json").read_text())["settings"]["compute_dtype"] == "bfloat16"
     refused = mia_tf_in_process("whitebox", "--layer", "relu2", "--model", "he2019_lenet", "--images", "2",
                                 "--compute-dtype", "int8", "--out", str(tmp_path / "refused"))
-    assert refused.returncode == 2 and "unknown compute dtype 'int8'" in refused.stderr
+    assert refused.returncode == 2 and "unknown --compute-dtype 'int8'" in refused.stderr
     assert not (tmp_path / "refused").exists()
+
+
+@pytest.mark.parametrize("train_dtype", ["bfloat16", "float16"])
+def test_training_in_a_lower_type_learns_what_float32_does_and_leaves_the_model_float32(data_dir, train_dtype):
+    from mia_tf.attacks import inverse_network as inv, query_pairs
+    from mia_tf.attacks.oracle import QueryOracle
+
+    head, _ = split(models.lenet_mnist(), "conv1")
+    images, _ = data.attacker_set("mnist", "dist", data_dir, limit=2048)
+    features = query_pairs.collect_answers(QueryOracle.from_keras(head), images)
+    _, victims, _ = data.victims("mnist", "paper10")
+    x = data.normalize(victims, "mnist")
+    errors = {}
+    for dtype in (None, train_dtype):
+        keras.utils.set_random_seed(0)
+        settings = inv.DecoderSettings(family="paper", epochs=4, train_dtype=dtype)
+        decoder = inv.make_decoder(settings, "mnist", "conv1", (24, 24, 8), (28, 28, 1))
+        untrained = [w.copy() for w in decoder.get_weights()]
+        history = query_pairs.fit_pairs(decoder, features, images, settings)
+        assert history["loss"][-1] < 0.5 * history["loss"][0]
+        # the trained weights came back into the float32 model itself
+        assert decoder.layers[-1].dtype_policy.name == "float32"
+        assert not np.allclose(decoder.get_weights()[0], untrained[0])
+        errors[dtype] = np.mean((inv.invert(decoder, head(x).numpy()) - x) ** 2)
+    assert errors[train_dtype] < 1.5 * errors[None], errors
+
+
+def test_training_types_get_their_own_cache_keys_and_float32_keeps_the_old_ones():
+    from mia_tf.attacks import cache, inverse_network, query_free, shadow_model
+
+    for settings in (inverse_network.PRESETS["best"], shadow_model.ShadowSettings(), query_free.QueryFreeSettings()):
+        old = cache.settings_fields(settings, ("train_dtype",))
+        assert "train_dtype" not in old  # models cached before the field existed are found again
+        new = cache.settings_fields(dataclasses.replace(settings, train_dtype="bfloat16"), ("train_dtype",))
+        assert new["train_dtype"] == "bfloat16" and cache.cache_key(new) != cache.cache_key(old)
+    # the shadow model's fields were its settings as a whole before: they must read the same
+    assert cache.settings_fields(shadow_model.ShadowSettings(), ("train_dtype",)) == {
+        "epochs": 50, "batch_size": 32, "learning_rate": 1e-3, "halve_every": 10}
+
+
+def test_a_query_free_shadow_with_statistics_matching_trains_in_bfloat16(tmp_path, data_dir):
+    from mia_tf.attacks import query_free
+
+    head, tail = split(models.load_model("lenet_mnist")[0], "relu2")
+    _, images, _ = data.victims("mnist", "0-99")
+    intercepted = head.predict(data.normalize(images, "mnist"), verbose=0)
+    paths = {}
+    for dtype in (None, "bfloat16"):
+        settings = query_free.QueryFreeSettings(epochs=1, limit=2048, feature_stats_weight=1.0, train_dtype=dtype)
+        shadow, paths[dtype], _ = query_free.trained_shadow(head, tail, "tail", "mnist", "relu2", settings, data_dir,
+                                                            cache=str(tmp_path), intercepted=intercepted)
+        assert shadow.layers[1].dtype_policy.name == "float32"
+        history = json.load(open(paths[dtype].replace(".weights.h5", ".training.json")))["history"]
+        assert history["accuracy"][-1] > 0.3, history  # the tail classifies through the new shadow
+    assert paths["bfloat16"] != paths[None]
+
+
+def test_an_unknown_training_type_is_refused_before_work(tmp_path, data_dir):
+    from mia_tf.attacks import query_free
+
+    with pytest.raises(UsageError, match="unknown --train-dtype 'int8'"):
+        BlackboxSettings(train_dtype="int8").validate()
+    with pytest.raises(UsageError, match="unknown --train-dtype 'fp8'"):
+        query_free.QueryFreeSettings(train_dtype="fp8").validate()
+    refused = mia_tf_in_process("queryfree", "--layer", "relu2", "--data-dir", data_dir, "--train-dtype", "int4",
+                                "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "refused"))
+    assert refused.returncode == 2 and "unknown --train-dtype 'int4'" in refused.stderr
+    assert not (tmp_path / "refused").exists() and not (tmp_path / "cache").exists()

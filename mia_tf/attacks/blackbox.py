@@ -44,6 +44,7 @@ class BlackboxSettings:
     queries: int = None  # images sent to the oracle; None: the whole attacker set
     epochs: int = None  # overrides the decoder's and the shadow's epochs
     compute_dtype: str = None  # the rMLE's arithmetic through the shadow (`mia_tf.precision`); None: float32
+    train_dtype: str = None  # the decoder's and the shadow's arithmetic in training (`fit_pairs`); None: float32
 
     def validate(self):
         if self.attack not in ATTACKS:
@@ -55,6 +56,7 @@ class BlackboxSettings:
             raise UsageError(f"--queries must be a whole number of at least one training batch "
                              f"({decoder.batch_size}), got {self.queries!r}")
         precision.check_compute_dtype(self.compute_dtype)
+        precision.check_compute_dtype(self.train_dtype, "--train-dtype")
         return self
 
     def probes_affinity(self):
@@ -75,11 +77,11 @@ class BlackboxSettings:
             (levels_check.queries_needed(victims) if self.checks_levels() else 0)
 
     def decoder_settings(self):
-        settings = inverse_network.preset(self.preset)
+        settings = dataclasses.replace(inverse_network.preset(self.preset), train_dtype=self.train_dtype)
         return settings if self.epochs is None else dataclasses.replace(settings, epochs=self._epochs())
 
     def shadow_settings(self):
-        settings = shadow_model.ShadowSettings()
+        settings = shadow_model.ShadowSettings(train_dtype=self.train_dtype)
         return settings if self.epochs is None else dataclasses.replace(settings, epochs=self._epochs())
 
     def _epochs(self):

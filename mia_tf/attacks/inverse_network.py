@@ -42,6 +42,7 @@ class DecoderSettings:
     ssim_weight: float = 0.0
     # at most this many pairs per epoch, a fresh random subset each epoch (0: a full pass)
     epoch_examples: int = 0
+    train_dtype: str = None  # bfloat16 or float16: the layers' arithmetic in training (`fit_pairs`); None: float32
 
 
 # The black-box attack's presets. paper: the authors' decoders and training (PAPER.md); best: the
@@ -267,7 +268,8 @@ def trained_decoder(oracle, source_sha256, dataset, layer, attacker_data, settin
         raise UsageError(f"a query budget of {queries} is smaller than one training batch of {settings.batch_size}: "
                          f"give at least {settings.batch_size} queries")
     fields = {"source": source_sha256, "dataset": spec.name, "layer": layer, "data": attacker_data,
-              "queries": queries, "decoder": cache_lib.settings_fields(settings, ("ssim_weight", "epoch_examples"))}
+              "queries": queries, "decoder": cache_lib.settings_fields(settings, ("ssim_weight", "epoch_examples",
+                                                                                 "train_dtype"))}
     decoder = linear_decoder(oracle.feature_shape, spec.image_shape, queries) if linear else None
     if decoder is not None:
         fields["decoder"] = {"family": "linear least squares", "dense_unknowns": DENSE_UNKNOWNS,

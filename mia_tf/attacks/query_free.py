@@ -28,7 +28,7 @@ import itertools
 
 import numpy as np
 
-from mia_tf import data as data_lib
+from mia_tf import data as data_lib, precision
 from mia_tf.attacks import cache as cache_lib, inverse_network, whitebox
 from mia_tf.attacks.query_pairs import fit_pairs, strategy_scope
 from mia_tf.errors import UsageError
@@ -73,6 +73,7 @@ class QueryFreeSettings:
     feature_stats_weight: float = 0.0
     seed: int = 0  # the shadow's initial weights and batch order; another seed, another shadow
     epoch_examples: int = 0  # > 0: at most this many images per epoch, a fresh random subset each
+    train_dtype: str = None  # bfloat16 or float16: the layers' arithmetic in training (`fit_pairs`); None: float32
 
     def validate(self):
         if self.data not in DATA:
@@ -84,10 +85,12 @@ class QueryFreeSettings:
             raise UsageError(f"epochs must be a positive whole number, got {self.epochs!r}")
         if not self.feature_stats_weight >= 0:
             raise UsageError(f"feature_stats_weight must be non-negative, got {self.feature_stats_weight!r}")
+        precision.check_compute_dtype(self.train_dtype, "--train-dtype")
         return self
 
 
-def preset(name, head, dataset=None, layer=None, data="dist", net="same", epochs=50, limit=None, seed=0):
+def preset(name, head, dataset=None, layer=None, data="dist", net="same", epochs=50, limit=None, seed=0,
+           train_dtype=None):
     """Shadow training settings of a named preset (`paper` or `best`, see the module docstring)
     for a shadow of `head` with structure `net`.
 
@@ -97,7 +100,7 @@ def preset(name, head, dataset=None, layer=None, data="dist", net="same", epochs
     """
     if name not in PRESETS:
         raise UsageError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
-    settings = QueryFreeSettings(data, net, epochs, limit=limit, seed=seed).validate()
+    settings = QueryFreeSettings(data, net, epochs, limit=limit, seed=seed, train_dtype=train_dtype).validate()
     if name == "best" and not whitebox.is_affine(shadow_head(head, net, dataset, layer)):
         settings = dataclasses.replace(settings, feature_stats_weight=BEST_FEATURE_STATS_WEIGHT)
     if name == "best" and data == "same":
@@ -122,10 +125,11 @@ def _feature_stats_penalty(target_mean, target_std, weight):
 
     class MatchFeatureStatistics(keras.layers.Layer):
         def call(self, features):
+            values = ops.cast(features, "float32")  # statistics of a bfloat16 batch in float32
             axes = tuple(range(len(features.shape) - 1))
-            mean = ops.mean(features, axis=axes)
+            mean = ops.mean(values, axis=axes)
             # the epsilon keeps the gradient finite for a channel that is all zeros (a dead ReLU)
-            std = ops.sqrt(ops.mean(ops.square(features - mean), axis=axes) + 1e-8)
+            std = ops.sqrt(ops.mean(ops.square(values - mean), axis=axes) + 1e-8)
             gap = ops.mean(ops.square(mean - target_mean)) + ops.mean(ops.square(std - target_std))
             self.add_loss(weight * gap / scale)
             return features
@@ -231,7 +235,7 @@ def trained_shadow(head, tail, tail_sha256, dataset, layer, settings=QueryFreeSe
     settings.validate()
     keras.utils.set_random_seed(settings.seed)
     fields = {"tail": tail_sha256, "dataset": dataset, "layer": layer,
-              **cache_lib.settings_fields(settings, ("epoch_examples",))}
+              **cache_lib.settings_fields(settings, ("epoch_examples", "train_dtype"))}
     if settings.feature_stats_weight > 0:
         if intercepted is None:
             raise UsageError("feature-statistics matching needs the intercepted features")
@@ -264,29 +268,31 @@ def trained_shadow(head, tail, tail_sha256, dataset, layer, settings=QueryFreeSe
     return shadow, path, cached
 
 
-def shadow_decoder_settings(attacker_data):
+def shadow_decoder_settings(attacker_data, train_dtype=None):
     """The decoder trained through a shadow: the white-box prior's, with epochs of at most
     BEST_EPOCH_EXAMPLES images on the same set (5 full passes over 60,000 MNIST images took some
-    75 min at conv1 with three jobs on the cores)."""
+    75 min at conv1 with three jobs on the cores), its layers computing in `train_dtype`."""
     from mia_tf.attacks import learned_prior
 
-    settings = learned_prior.DEFAULT_PRIOR_DECODER
+    settings = dataclasses.replace(learned_prior.DEFAULT_PRIOR_DECODER, train_dtype=train_dtype)
     return dataclasses.replace(settings, epoch_examples=BEST_EPOCH_EXAMPLES) if attacker_data == "same" else settings
 
 
-def shadow_decoder(shadow, dataset, layer, attacker_data="dist", data_dir=None, cache=None, limit=None, verbose=0):
+def shadow_decoder(shadow, dataset, layer, attacker_data="dist", data_dir=None, cache=None, limit=None, verbose=0,
+                   train_dtype=None):
     """A decoder trained through the shadow on the attacker's images (`shadow_decoder_settings`,
     cached under the shadow's weights hash). Returns (decoder, cache path, cached)."""
     from mia_tf import models as models_lib
     from mia_tf.attacks import learned_prior
 
     return learned_prior.prior_decoder(shadow, dataset, layer, models_lib.weights_sha256(shadow), data_dir,
-                                       attacker_data, settings=shadow_decoder_settings(attacker_data), limit=limit,
+                                       attacker_data, settings=shadow_decoder_settings(attacker_data, train_dtype),
+                                       limit=limit,
                                        cache=cache, verbose=verbose)
 
 
 def invert_through_shadows(shadows, features, dataset, layer, preset_name="paper", attacker_data="dist",
-                           data_dir=None, cache=None, limit=None, verbose=0):
+                           data_dir=None, cache=None, limit=None, verbose=0, train_dtype=None):
     """Invert the real intercepted features through each trained shadow.
 
     `paper`: the authors' rMLE from zeros. `best`: least squares through an affine shadow;
@@ -309,9 +315,11 @@ def invert_through_shadows(shadows, features, dataset, layer, preset_name="paper
             records.append({"rmle": dataclasses.asdict(EXACT)})
             decoders.append(None)
             continue
-        decoder, path, cached = shadow_decoder(shadow, dataset, layer, attacker_data, data_dir, cache, limit, verbose)
+        decoder, path, cached = shadow_decoder(shadow, dataset, layer, attacker_data, data_dir, cache, limit, verbose,
+                                               train_dtype)
         reconstructions.append(inverse_network.invert(decoder, features))
-        records.append({"decoder": dataclasses.asdict(shadow_decoder_settings(attacker_data)), "decoder_cache": path,
+        records.append({"decoder": dataclasses.asdict(shadow_decoder_settings(attacker_data, train_dtype)),
+                        "decoder_cache": path,
                         "decoder_from_cache": cached, "decoder_training": cache_lib.training_record(path)})
         decoders.append(decoder)
     inverted_by_decoder = [k for k, decoder in enumerate(decoders) if decoder is not None]

@@ -3,7 +3,8 @@
 Both black-box attacks learn from pairs (x, f1(x)) the oracle answered: the inverse network fits
 f1(x) -> x, the shadow model x -> f1(x). `collect_answers` asks once per attacker image and can keep
 the answers on disk; `fit_pairs` trains any Keras model on pairs through tf.data, under any
-tf.distribute strategy, resuming after a kill from its per-epoch backup.
+tf.distribute strategy, resuming after a kill from its per-epoch backup, in float32 or (a settings'
+`train_dtype`) with the layers computing in bfloat16 or float16.
 """
 
 import contextlib
@@ -79,7 +80,9 @@ def fit_pairs(model, inputs, targets, settings, strategy=None, backup_dir=None, 
       inputs, targets: the pairs; arrays or memory maps (see `collect_answers`).
       settings: anything with epochs, batch_size, learning_rate and halve_every; an
         `epoch_examples` field (0: a full pass) caps the pairs seen per epoch, so training on a
-        large set costs what it costs on a small one.
+        large set costs what it costs on a small one; a `train_dtype` field (bfloat16 or
+        float16; None: float32) trains a copy whose layers compute in that type (weights, Adam
+        and the loss stay float32; `mia_tf.precision.computing_in`) and copies its weights back.
       strategy: a tf.distribute strategy (see `mia_tf.train.make_strategy`), or None.
       backup_dir: with it, weights, optimizer and epoch are saved after every epoch and a killed
         run resumes there.
@@ -89,20 +92,30 @@ def fit_pairs(model, inputs, targets, settings, strategy=None, backup_dir=None, 
     """
     import keras
 
+    from mia_tf import precision
+
     if len(inputs) != len(targets):
         raise UsageError(f"{len(inputs)} inputs but {len(targets)} targets: pairs must match")
+    train_dtype = getattr(settings, "train_dtype", None)
     with strategy_scope(strategy):
-        model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate, epsilon=1e-3, amsgrad=True),
-                      loss=loss, metrics=list(metrics))
+        # A copy computing in train_dtype trains; its weights (kept float32) go back to `model` after.
+        # Keras losses take predictions in float32, so a custom loss sees float32 too.
+        trained = precision.computing_in(model, train_dtype)
+        optimizer = keras.optimizers.Adam(settings.learning_rate, epsilon=1e-3, amsgrad=True)
+        if train_dtype == "float16":  # float16 gradients underflow without loss scaling (bfloat16's range is float32's)
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        trained.compile(optimizer=optimizer, loss=loss, metrics=list(metrics))
 
     def halving(epoch, _lr=None):
         return settings.learning_rate * 0.5 ** (epoch // settings.halve_every)
 
     extra = [keras.callbacks.BackupAndRestore(backup_dir)] if backup_dir else []
-    history = model.fit(pair_batches(inputs, targets, settings.batch_size, seed,
+    history = trained.fit(pair_batches(inputs, targets, settings.batch_size, seed,
                                      getattr(settings, "epoch_examples", 0)), epochs=settings.epochs,
                         verbose=verbose, shuffle=False, callbacks=[*extra, keras.callbacks.LearningRateScheduler(halving),
                                                                    *callbacks])
+    if trained is not model:
+        model.set_weights(trained.get_weights())
     return history.history
 
 

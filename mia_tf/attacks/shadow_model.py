@@ -26,6 +26,7 @@ class ShadowSettings:
     batch_size: int = 32
     learning_rate: float = 1e-3
     halve_every: int = 10
+    train_dtype: str = None  # bfloat16 or float16: the layers' arithmetic in training (`fit_pairs`); None: float32
 
 
 def shadow_structure(head):
@@ -45,7 +46,7 @@ def trained_shadow(oracle, head, source_sha256, dataset, layer, attacker_data, s
       (shadow, cache path, whether it came from the cache).
     """
     fields = {"source": source_sha256, "dataset": dataset, "layer": layer, "data": attacker_data,
-              "queries": queries, "shadow": dataclasses.asdict(settings),
+              "queries": queries, "shadow": cache_lib.settings_fields(settings, ("train_dtype",)),
               "structure": [type(l).__name__ for l in head.layers]}
     with strategy_scope(strategy):
         shadow = shadow_structure(head)
