@@ -10,6 +10,19 @@ def format_table(headers, rows):
     return "\n".join(lines)
 
 
+def made_by(started, where=""):
+    """A results page's first note: the command that made it as it was typed, its seconds since
+    `started` (a time.time()) and the machine, then `where` (say, what else was on the cores)."""
+    import os
+    import platform
+    import shlex
+    import sys
+    import time
+
+    command = " ".join(["python", *map(shlex.quote, sys.argv)])
+    return f"Made by `{command}` in {time.time() - started:.0f} s on {platform.machine()}, {os.cpu_count()} cores{where}."
+
+
 def markdown_table_page(title, notes, headers, rows):
     """A results page: a title, lines of notes (how it was made, what the columns mean), one table."""
     return "\n".join([f"# {title}", "", *notes, "", format_table(headers, rows), ""])

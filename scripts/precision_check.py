@@ -14,14 +14,13 @@ cells run through a non-affine shadow). Both runs of a pair start from zeros wit
 import argparse
 import dataclasses
 import os
-import platform
 import time
 
 import numpy as np
 
 from mia_tf import data, experiment, metrics
 from mia_tf.attacks import whitebox
-from mia_tf.report import markdown_table_page, write_results_file
+from mia_tf.report import made_by, markdown_table_page, write_results_file
 
 
 def cpu_has_bf16():
@@ -60,10 +59,8 @@ def main():
             difference = psnr[args.compute_dtype] - psnr[None]
             rows[-1][7] = f"{difference.mean():+.2f} ({np.abs(difference).max():.2f})"
     text = markdown_table_page(f"rMLE in float32 against {args.compute_dtype} ({args.dataset})", [
-        f"Made by `python scripts/precision_check.py --dataset {args.dataset} --layer {' '.join(args.layer)} "
-        f"--images {args.images} --steps {args.steps} --compute-dtype {args.compute_dtype} --out {args.out}` in "
-        f"{time.time() - started:.0f} s on {platform.machine()}, {os.cpu_count()} cores, "
-        f"{'with' if cpu_has_bf16() else 'without'} AVX512-BF16 (other jobs on the cores slow both types alike).",
+        made_by(started, f", {'with' if cpu_has_bf16() else 'without'} AVX512-BF16 (other jobs on the cores slow "
+                         f"both types alike)"),
         f"Victims: test images {args.images}, all in one batch, through the real head, {args.steps} steps from "
         f"zeros. `best` is the preset's zero start (lambda_TV from the feature scale). Time per step per image "
         f"includes tracing. The difference column: mean PSNR change per image against float32 (largest |change|).",

@@ -15,13 +15,12 @@ trained first if the cache lacks it (about 3 h at the CIFAR splits on 2 cores).
 import argparse
 import dataclasses
 import os
-import platform
 import time
 
 from mia_tf import data, experiment, metrics
 from mia_tf.attacks import shadow_model, whitebox
 from mia_tf.attacks.oracle import QueryOracle
-from mia_tf.report import markdown_table_page, summary_cells, write_results_file
+from mia_tf.report import made_by, markdown_table_page, summary_cells, write_results_file
 
 
 def main():
@@ -49,9 +48,7 @@ def main():
                      *summary_cells(scores["summary"]), f"{time.time() - run_started:.0f}"])
         print(rows[-1], flush=True)
     text = markdown_table_page(f"lambda_TV through the {target.dataset} {args.layer} Table 8 shadow", [
-        f"Made by `python scripts/shadow_tv_ablation.py --dataset {args.dataset} --layer {args.layer} "
-        f"--images {args.images} --steps {args.steps} --tv {' '.join(args.tv)} --out {args.out}` in "
-        f"{time.time() - started:.0f} s on {platform.machine()}, {os.cpu_count()} cores (another job on the cores).",
+        made_by(started, " (another job on the cores)"),
         f"Victims: test images {args.images}; shadow `{os.path.basename(path)}`. The `best` preset's zero-start "
         f"rMLE (cosine lr 0.1, pixel box, pre-activation matching) with only lambda_TV and the steps changed.",
     ], ["lambda_TV", "steps", "PSNR dB", "SSIM paper", "SSIM standard", "seconds"], rows)

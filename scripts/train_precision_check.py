@@ -19,8 +19,6 @@ Trained models go to a fresh temporary cache unless --cache-dir is given.
 
 import argparse
 import dataclasses
-import os
-import platform
 import tempfile
 import time
 
@@ -29,7 +27,7 @@ import keras
 from mia_tf import data, experiment, metrics, models
 from mia_tf.attacks import cache, inverse_network, query_free, whitebox
 from mia_tf.attacks.oracle import QueryOracle
-from mia_tf.report import markdown_table_page, write_results_file
+from mia_tf.report import made_by, markdown_table_page, write_results_file
 from precision_check import cpu_has_bf16
 
 
@@ -80,10 +78,8 @@ def main():
                      f"{ms_per_step(path, settings, examples):.0f}"])
         print(rows[-1], flush=True)
     text = markdown_table_page(f"Training in float32 against {args.train_dtype} ({args.dataset} {args.layer})", [
-        f"Made by `python scripts/train_precision_check.py --dataset {args.dataset} --layer {args.layer} "
-        f"--epochs {args.epochs} --images {args.images} --train-dtype {args.train_dtype} --out {args.out}` in "
-        f"{time.time() - started:.0f} s on {platform.machine()}, {os.cpu_count()} cores, "
-        f"{'with' if cpu_has_bf16() else 'without'} AVX512-BF16 (other jobs on the cores slow both types alike).",
+        made_by(started, f", {'with' if cpu_has_bf16() else 'without'} AVX512-BF16 (other jobs on the cores slow "
+                         f"both types alike)"),
         f"Each model trained {args.epochs} epochs on the dist set ({attacker_images} images) from the same seed; "
         f"victims: test images {args.images}. Tail accuracy: the frozen tail's on the shadow's features, "
         f"last epoch, on the training images. ms / step: training time per batch of 32, from the cache's record.",
