@@ -13,19 +13,14 @@ cells run through a non-affine shadow). Both runs of a pair start from zeros wit
 
 import argparse
 import dataclasses
-import os
 import time
 
 import numpy as np
 
 from mia_tf import data, experiment, metrics
 from mia_tf.attacks import whitebox
+from mia_tf.precision import native_bfloat16
 from mia_tf.report import made_by, markdown_table_page, write_results_file
-
-
-def cpu_has_bf16():
-    """Whether the CPU has bfloat16 arithmetic (AVX512-BF16); without it bfloat16 is emulated, slowly."""
-    return os.path.exists("/proc/cpuinfo") and "avx512_bf16" in open("/proc/cpuinfo").read()
 
 
 def main():
@@ -59,7 +54,7 @@ def main():
             difference = psnr[args.compute_dtype] - psnr[None]
             rows[-1][7] = f"{difference.mean():+.2f} ({np.abs(difference).max():.2f})"
     text = markdown_table_page(f"rMLE in float32 against {args.compute_dtype} ({args.dataset})", [
-        made_by(started, f", {'with' if cpu_has_bf16() else 'without'} AVX512-BF16 (other jobs on the cores slow "
+        made_by(started, f", {'with' if native_bfloat16() else 'without'} native bfloat16 (other jobs on the cores slow "
                          f"both types alike)"),
         f"Victims: test images {args.images}, all in one batch, through the real head, {args.steps} steps from "
         f"zeros. `best` is the preset's zero start (lambda_TV from the feature scale). Time per step per image "

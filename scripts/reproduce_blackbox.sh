@@ -16,10 +16,12 @@ conv1_tflite() {  # conv1_tflite VARIANT: export MNIST conv1's head as runs/expo
 }
 declare -A LAYERS=([mnist]="conv1 relu2" [cifar10]="conv11 relu22 relu32")
 # rMLE through the CIFAR relu32 shadow (5,000 steps on 1,000 victims: about 3 h of the 2-core CPU in
-# float32, as the relu22 cells took) runs in bfloat16, 0.51-0.61 of the time for the same PSNR
-# (results/precision_check.md: relu32 costs what relu22 does per step in float32); every
-# other cell, the relu22 Table 8 cells included, ran in float32 before that option existed.
-arithmetic() { [ "$1_$2" != cifar10_relu32 ] || echo --compute-dtype bfloat16; }
+# float32, as the relu22 cells took) runs in bfloat16 where the CPU has it, 0.51-0.61 of the time
+# for the same PSNR (results/precision_check.md: relu32 costs what relu22 does per step in
+# float32); every other cell, the relu22 Table 8 cells included, ran in float32 before that
+# option existed.
+RELU32_ARITHMETIC=$(bfloat16_if_native --compute-dtype)
+arithmetic() { [ "$1_$2" != cifar10_relu32 ] || echo "$RELU32_ARITHMETIC"; }
 for dataset in "${@:-mnist cifar10}"; do
   # The paper's cells first, cheapest first (Table 4 with the authors' decoders, then Table 8,
   # whose 5000-step rMLE through the shadow dominates), then the stronger ones.

@@ -27,8 +27,8 @@ import keras
 from mia_tf import data, experiment, metrics, models
 from mia_tf.attacks import cache, inverse_network, query_free, whitebox
 from mia_tf.attacks.oracle import QueryOracle
+from mia_tf.precision import native_bfloat16
 from mia_tf.report import made_by, markdown_table_page, write_results_file
-from precision_check import cpu_has_bf16
 
 
 def ms_per_step(path, settings, examples):
@@ -78,7 +78,7 @@ def main():
                      f"{ms_per_step(path, settings, examples):.0f}"])
         print(rows[-1], flush=True)
     text = markdown_table_page(f"Training in float32 against {args.train_dtype} ({args.dataset} {args.layer})", [
-        made_by(started, f", {'with' if cpu_has_bf16() else 'without'} AVX512-BF16 (other jobs on the cores slow "
+        made_by(started, f", {'with' if native_bfloat16() else 'without'} native bfloat16 (other jobs on the cores slow "
                          f"both types alike)"),
         f"Each model trained {args.epochs} epochs on the dist set ({attacker_images} images) from the same seed; "
         f"victims: test images {args.images}. Tail accuracy: the frozen tail's on the shadow's features, "

@@ -1,9 +1,11 @@
 import dataclasses
 import json
+import warnings
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from mia_tf import data, metrics, models, precision
 from mia_tf.attacks import whitebox
@@ -160,3 +162,28 @@ def test_an_unknown_training_type_is_refused_before_work(tmp_path, data_dir):
                                 "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "refused"))
     assert refused.returncode == 2 and "unknown --train-dtype 'int4'" in refused.stderr
     assert not (tmp_path / "refused").exists() and not (tmp_path / "cache").exists()
+
+
+def test_native_bfloat16_reads_the_cpu_flags(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor : 0\nflags : fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n")
+    assert precision.native_bfloat16(str(cpuinfo))
+    cpuinfo.write_text("processor : 0\nflags : fpu sse2 avx2 amx_bf16 amx_tile\n")
+    assert precision.native_bfloat16(str(cpuinfo))
+    cpuinfo.write_text("processor : 0\nflags : fpu sse2 avx2 avx512f avx512bw\n")  # AMD EPYC / older Xeon
+    assert not precision.native_bfloat16(str(cpuinfo))
+    assert not precision.native_bfloat16(str(tmp_path / "absent"))  # not Linux: assume emulated
+
+
+def test_emulated_bfloat16_is_warned_about_and_native_is_not(monkeypatch):
+    head = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    monkeypatch.setattr(precision, "native_bfloat16", lambda: False)
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])  # as on a machine without a GPU
+    with pytest.warns(UserWarning, match="emulated.*leave out --compute-dtype / --train-dtype"):
+        precision.computing_in(head, "bfloat16")
+    monkeypatch.setattr(precision, "native_bfloat16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        precision.computing_in(head, "bfloat16")
+        precision.computing_in(head, "float16")  # a GPU type: nothing to say on the CPU
+        precision.computing_in(head, None)
