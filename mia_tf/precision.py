@@ -42,9 +42,9 @@ def warn_if_emulated(compute_dtype):
     import tensorflow as tf
 
     if not tf.config.list_physical_devices("GPU"):
-        warnings.warn("bfloat16 was asked for, but this CPU has no bfloat16 arithmetic (no avx512_bf16 or "
-                      "amx_bf16 in /proc/cpuinfo), so it is emulated and runs many times slower than float32: "
-                      "leave out --compute-dtype / --train-dtype here", stacklevel=3)
+        warnings.warn(f"bfloat16 was asked for, but this CPU has no bfloat16 arithmetic (none of "
+                      f"{', '.join(NATIVE_BFLOAT16_FLAGS)} in /proc/cpuinfo), so it is emulated and runs many "
+                      f"times slower than float32: leave out --compute-dtype / --train-dtype here", stacklevel=3)
 
 
 def check_compute_dtype(compute_dtype, option="--compute-dtype"):
@@ -62,20 +62,23 @@ def computing_in(model, compute_dtype):
     check_compute_dtype(compute_dtype)
     if compute_dtype is None:
         return model
-    warn_if_emulated(compute_dtype)
+    warn_if_emulated(compute_dtype)  # once, not again for each nested model
     policy = keras.DTypePolicy(f"mixed_{compute_dtype}")
 
-    def clone(layer):
-        if isinstance(layer, keras.Model):
-            return computing_in(layer, compute_dtype)
-        config = layer.get_config()
-        config["dtype"] = policy
-        return layer.__class__.from_config(config)
+    def copy_of(original):
+        def clone(layer):
+            if isinstance(layer, keras.Model):
+                return copy_of(layer)
+            config = layer.get_config()
+            config["dtype"] = policy
+            return layer.__class__.from_config(config)
 
-    try:
-        copy = keras.models.clone_model(model, clone_function=clone)
-    except (TypeError, ValueError) as error:
-        raise UsageError(f"cannot rebuild {model.name} to compute in {compute_dtype} ({error}): run it in "
-                         f"float32 (leave out the compute dtype)") from None
-    copy.set_weights(model.get_weights())
-    return copy
+        try:
+            copy = keras.models.clone_model(original, clone_function=clone)
+        except (TypeError, ValueError) as error:
+            raise UsageError(f"cannot rebuild {original.name} to compute in {compute_dtype} ({error}): run it in "
+                             f"float32 (leave out the compute dtype)") from None
+        copy.set_weights(original.get_weights())
+        return copy
+
+    return copy_of(model)

@@ -181,6 +181,11 @@ def test_emulated_bfloat16_is_warned_about_and_native_is_not(monkeypatch):
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])  # as on a machine without a GPU
     with pytest.warns(UserWarning, match="emulated.*leave out --compute-dtype / --train-dtype"):
         precision.computing_in(head, "bfloat16")
+    nested = keras.Sequential([keras.Input((4,)), head, keras.layers.Dense(1)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        precision.computing_in(nested, "bfloat16")
+    assert len(caught) == 1  # once for the whole model, not again for the nested one
     monkeypatch.setattr(precision, "native_bfloat16", lambda: True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
