@@ -17,13 +17,13 @@ def test_decoder_prior_is_cached_and_beats_a_zero_start(tmp_path, data_dir):
     head, _ = split(model, "relu2")
     sha = models.weights_sha256(model)
     settings = inverse_network.DecoderSettings(family="best", epochs=1, width=16)
-    kwargs = dict(data_dir=data_dir, settings=settings, limit=2048, cache=str(tmp_path))
+    kwargs = dict(data_dir=data_dir, settings=settings, limit=1024, cache=str(tmp_path))
     decoder, path, cached = learned_prior.prior_decoder(head, "mnist", "relu2", sha, **kwargs)
     assert not cached and path.startswith(str(tmp_path))
     again, same_path, cached = learned_prior.prior_decoder(head, "mnist", "relu2", sha, **kwargs)
     assert cached and same_path == path
     other_model = cache.entry_path("decoders", {"source": "0" * 64, "dataset": "mnist", "layer": "relu2", "data": "dist",
-                                                "queries": 2048, "decoder": dataclasses.asdict(settings)}, str(tmp_path))
+                                                "queries": 1024, "decoder": dataclasses.asdict(settings)}, str(tmp_path))
     assert other_model != path  # another model's decoder is never reused
     record = path.replace(".weights.h5", ".json")
     tampered = json.load(open(record)) | {"source": "f" * 64}

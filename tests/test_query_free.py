@@ -93,7 +93,7 @@ def test_feature_statistics_matching_pulls_the_shadow_towards_the_intercepted_fe
 
 def test_best_preset_via_the_cli_trains_a_decoder_through_the_shadow(tmp_path, data_dir):
     result = run_cli("queryfree", "--layer", "relu2", "--data", "dist", "--preset", "best", "--shadows", "2",
-                     "--epochs", "1", "--limit", "256", "--data-dir", data_dir, "--cache-dir", str(tmp_path / "cache"),
+                     "--epochs", "1", "--limit", "64", "--data-dir", data_dir, "--cache-dir", str(tmp_path / "cache"),
                      "--out", str(tmp_path / "qf"))
     assert result.returncode == 0, result.stderr
     record = json.load(open(tmp_path / "qf" / "metrics.json"))
