@@ -12,8 +12,9 @@ with it unless the cache travels in git:
 `save` copies new and changed files (`--prune` also drops snapshot files the cache no longer has:
 finished runs delete their backups and checkpoints); `restore` copies files the cache lacks and
 keeps those it has. Both leave out the query answers (`pairs/*.npy`, up to gigabytes: the next
-run asks the oracle again, which takes a minute) and files over `--max-mb`. Every copy is
-written to a temporary name and renamed, so an interrupted copy leaves no half file.
+run asks the oracle again, which takes a minute), files over `--max-mb` and the backups of runs
+whose final weights exist (a snapshot saved while the run trained still holds them). Every copy
+is written to a temporary name and renamed, so an interrupted copy leaves no half file.
 """
 
 import argparse
@@ -28,12 +29,19 @@ SNAPSHOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 LEFT_OUT_KINDS = ("pairs",)  # the oracle's answers: large, and asked again in a minute
 
 
+def finished_run_backup(root, relative_folder):
+    """Whether `relative_folder` is the per-epoch backup of a run that has since finished (restored,
+    it would pass from cache to snapshot and back for ever)."""
+    run, backup = os.path.splitext(relative_folder)
+    return backup == ".backup" and os.path.exists(os.path.join(root, run + ".weights.h5"))
+
+
 def snapshot_files(root, max_bytes):
     """Paths under `root` (relative) that a snapshot carries, and the ones too large to."""
     carried, too_large = [], []
     for folder, _, names in os.walk(root):
         relative_folder = os.path.relpath(folder, root)
-        if relative_folder.split(os.sep)[0] in LEFT_OUT_KINDS:
+        if relative_folder.split(os.sep)[0] in LEFT_OUT_KINDS or finished_run_backup(root, relative_folder):
             continue
         for name in names:
             if ".tmp" in name:  # an atomic write in progress (`mia_tf.io.atomic_path`)
@@ -76,7 +84,9 @@ def main():
             copied += 1
     pruned = 0
     if args.prune and args.direction == "save":
-        for relative in snapshot_files(destination, float("inf"))[0]:
+        held = [os.path.relpath(os.path.join(folder, name), destination)
+                for folder, _, names in os.walk(destination) for name in names if ".tmp" not in name]
+        for relative in held:
             if relative not in carried:
                 os.remove(os.path.join(destination, relative))
                 pruned += 1

@@ -47,6 +47,24 @@ def test_snapshot_carries_models_and_checkpoints_but_not_query_answers(tmp_path)
     assert (saved / "shadows" / "cifar10_relu22_abc.weights.h5").read_bytes() == b"weights"
 
 
+def test_the_backup_of_a_finished_run_is_neither_restored_nor_kept(tmp_path):
+    # saved while epoch 48 of 50 trained; the run finished after the save and deleted its backup
+    cache, saved = tmp_path / "cache", tmp_path / "snapshot"
+    write(saved / "queryfree" / "cifar10_relu22_abc.backup" / "latest.weights.h5", b"epoch 48")
+    write(saved / "queryfree" / "cifar10_relu22_abc.weights.h5", b"epoch 50")
+    write(saved / "queryfree" / "cifar10_relu22_def.backup" / "latest.weights.h5", b"epoch 12")
+
+    result = snapshot("restore", "--cache-dir", str(cache), "--snapshot", str(saved))
+    assert result.returncode == 0, result.stderr
+    assert not (cache / "queryfree" / "cifar10_relu22_abc.backup").exists()
+    assert (cache / "queryfree" / "cifar10_relu22_def.backup" / "latest.weights.h5").read_bytes() == b"epoch 12"
+
+    result = snapshot("save", "--cache-dir", str(cache), "--snapshot", str(saved), "--prune")
+    assert result.returncode == 0, result.stderr
+    assert not (saved / "queryfree" / "cifar10_relu22_abc.backup" / "latest.weights.h5").exists()
+    assert (saved / "queryfree" / "cifar10_relu22_abc.weights.h5").read_bytes() == b"epoch 50"
+
+
 def test_restore_without_a_snapshot_says_so(tmp_path):
     result = snapshot("restore", "--cache-dir", str(tmp_path / "cache"), "--snapshot", str(tmp_path / "none"))
     assert result.returncode != 0
