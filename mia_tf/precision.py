@@ -74,11 +74,11 @@ def computing_in(model, compute_dtype):
             return layer.__class__.from_config(config)
 
         try:
-            copy = keras.models.clone_model(original, clone_function=clone)
+            return keras.models.clone_model(original, clone_function=clone)
         except (TypeError, ValueError) as error:
             raise UsageError(f"cannot rebuild {original.name} to compute in {compute_dtype} ({error}): run it in "
                              f"float32 (leave out the compute dtype)") from None
-        copy.set_weights(original.get_weights())
-        return copy
 
-    return copy_of(model)
+    copy = copy_of(model)
+    copy.set_weights(model.get_weights())  # nested models' weights included, set once
+    return copy
