@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 DATA=${MIA_TF_DATA_DIR:-../shared/data}
 OUT=results/blackbox
 source scripts/run_once.sh
+start_runners "$@"
 run() { run_once blackbox "$OUT" "$@" --images 0-999; }
 conv1_tflite() {  # conv1_tflite VARIANT: export MNIST conv1's head as runs/exports/lenet_mnist_conv1_VARIANT.tflite
   [ -f "runs/exports/lenet_mnist_conv1_$1.tflite" ] || python -m mia_tf export --layer conv1 --dataset mnist \
@@ -59,6 +60,7 @@ for dataset in "${@:-mnist cifar10}"; do
     done
   fi
 done
+wait_for_runners
 python scripts/collect_results.py "$OUT" --out results/blackbox.md
 # where the affinity probe's threshold sits: every split, and the float16 and int8 .tflite of conv1
 for variant in float16 int8; do conv1_tflite $variant; done

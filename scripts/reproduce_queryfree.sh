@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 DATA=${MIA_TF_DATA_DIR:-../shared/data}
 OUT=results/queryfree
 source scripts/run_once.sh
+start_runners "$@"
 declare -A LAYERS=([mnist]="conv1 relu2 fc1 fc2" [cifar10]="conv11 relu22 relu32")
 # CIFAR-10 shadows and decoders train in bfloat16 (--train-dtype) on a CPU that has it:
 # results/train_precision_check.md measured 0.55 of float32's time per step for a query-free shadow
@@ -38,4 +39,5 @@ for dataset in "${@:-mnist cifar10}"; do
     for layer in "${layers[@]:1}"; do for net in same diff; do cell "$layer" "$data" "$net" best; done; done
   done
 done
+wait_for_runners
 python scripts/collect_results.py "$OUT" --out results/queryfree.md

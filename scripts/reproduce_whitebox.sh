@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 DATA=${MIA_TF_DATA_DIR:-../shared/data}
 OUT=results/whitebox
 source scripts/run_once.sh
+start_runners "$@"
 run() { run_once whitebox "$OUT" "$@"; }
 
 # MNIST on the authors' own LeNet weights: fidelity on the paper's 10 images (the authors' code
@@ -23,4 +24,5 @@ for layer in conv11 relu22 relu32; do
   run "cifar10_cnn_${layer}_paper_paper10" --dataset cifar10 --layer "$layer" --preset paper
   run "cifar10_cnn_${layer}_best_0-999" --dataset cifar10 --layer "$layer" --preset best --images 0-999
 done
+wait_for_runners
 python scripts/collect_results.py "$OUT" --out results/whitebox.md

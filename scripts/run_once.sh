@@ -22,6 +22,35 @@ run_once() {
   return "$status"
 }
 
+# RUNNERS=N bash scripts/reproduce_X.sh ...: N copies of the script at once, sharing its runs out
+# (run_once's locks), TensorFlow in each on nproc / N threads, not a thread for every core each.
+# On the 2 cores, CIFAR query-free shadow training steps a second, all copies together: one copy
+# 4.36, two copies on default threads 4.97, two on one thread each 5.15 (results/bench_runners.md).
+# A reproduce script calls start_runners "$@" before its runs and wait_for_runners before its summary.
+OTHER_RUNNERS=()
+start_runners() {
+  local runners=${RUNNERS:-1}
+  if ! [[ $runners =~ ^[1-9][0-9]*$ ]]; then
+    echo "RUNNERS must be a positive whole number (copies of the script at once), got '$runners'" >&2
+    exit 2
+  fi
+  ((runners > 1)) || return 0
+  local threads=$(($(nproc) / runners))
+  ((threads >= 1)) || threads=1
+  # (threads the user set are kept)
+  export TF_NUM_INTRAOP_THREADS=${TF_NUM_INTRAOP_THREADS:-$threads} TF_NUM_INTEROP_THREADS=${TF_NUM_INTEROP_THREADS:-$threads}
+  local copy
+  for ((copy = 2; copy <= runners; copy++)); do
+    RUNNERS=1 bash "scripts/$(basename "$0")" "$@" &
+    OTHER_RUNNERS+=($!)
+  done
+}
+wait_for_runners() {  # fails if another copy failed (its error is in the same output)
+  local pid failed=0
+  for pid in "${OTHER_RUNNERS[@]}"; do wait "$pid" || failed=1; done
+  return "$failed"
+}
+
 # bfloat16 where this machine computes it itself, else nothing (float32): emulated bfloat16 on a CPU
 # without AVX512-BF16 or AMX took 10-20 times float32's time (mia_tf.precision.native_bfloat16).
 bfloat16_if_native() {  # bfloat16_if_native OPTION: prints "OPTION bfloat16" or nothing

@@ -12,6 +12,13 @@ import types
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# pytest-xdist workers share the cores: TensorFlow in each (and in the CLI subprocesses it starts)
+# takes its share of them, not a thread for every core, which oversubscribes them (as two copies
+# of a reproduce script did: scripts/run_once.sh, start_runners).
+_xdist_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _xdist_workers > 1:
+    for _variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        os.environ.setdefault(_variable, str(max(1, (os.cpu_count() or 1) // _xdist_workers)))
 # An empty attack cache for the whole run, inherited by every CLI subprocess: a work tree whose
 # ~/.cache/mia_tf holds trained decoders and shadows must test (and time) like a fresh clone.
 os.environ["MIA_TF_CACHE"] = tempfile.mkdtemp(prefix="mia_tf_test_cache_")
