@@ -1,24 +1,25 @@
 # Sourced by the reproduce_*.sh scripts: one attack run per results directory, skipped when done.
 # run_once VERB OUT_DIR NAME ARGS...: `python -m mia_tf VERB --data-dir $DATA --out OUT_DIR/NAME ARGS...`
 # unless OUT_DIR/NAME/metrics.json exists (it is written last, by rename), so a killed script resumes.
-# A run holds a lock (flock, released when its process ends, however it ends) and a run locked by
-# another process is skipped, so two copies of a script started together share its runs out
-# between them, one run per core, instead of both doing the same one.
-RUN_ONCE_BUSY=75  # flock's exit status when another process holds the run's lock
+# A run holds a lock (flock on a file descriptor that the attack inherits, so it is released when
+# the last of the script and the attack ends, however they end) and a run locked by another
+# process is skipped, so two copies of a script started together share its runs out between them
+# instead of both doing the same one. Whether the lock was taken is flock's own answer, apart from
+# the attack's exit status.
 run_once() {
   local verb=$1 out=$2 name=$3; shift 3
-  local done_file="$out/$name/metrics.json" status=0
+  local done_file="$out/$name/metrics.json" status=0 lock_fd
   [ -f "$done_file" ] && return 0
-  local lock="${TMPDIR:-/tmp}/mia_tf_run_once_${out//\//_}_${name}.lock"
-  # metrics.json is checked again under the lock: the other process may have finished the run
-  # between the check above and taking the lock.
-  flock --nonblock --conflict-exit-code "$RUN_ONCE_BUSY" "$lock" \
-    bash -c '[ -f "$1" ] || exec "${@:2}"' run_once "$done_file" \
-    python -m mia_tf "$verb" --data-dir "$DATA" --out "$out/$name" "$@" || status=$?
-  if [ "$status" = "$RUN_ONCE_BUSY" ]; then
+  exec {lock_fd}>"${TMPDIR:-/tmp}/mia_tf_run_once_${out//\//_}_${name}.lock"
+  if ! flock --nonblock "$lock_fd"; then
+    exec {lock_fd}>&-
     echo "run_once: $name is being run by another process; skipped here" >&2
     return 0
   fi
+  # metrics.json is checked again under the lock: the other process may have finished the run
+  # between the check above and taking the lock.
+  [ -f "$done_file" ] || python -m mia_tf "$verb" --data-dir "$DATA" --out "$out/$name" "$@" || status=$?
+  exec {lock_fd}>&-
   return "$status"
 }
 

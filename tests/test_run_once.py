@@ -5,6 +5,7 @@ A stand-in reproduce script drives the real run_once.sh (real bash, real flock);
 second and writes the run's metrics.json.
 """
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ mkdir -p "$out"
 echo "${RUNNERS:-1} ${TF_NUM_INTRAOP_THREADS:-unset} ${TF_NUM_INTEROP_THREADS:-unset}" >> "$out/calls"
 sleep 1
 [ "$(basename "$out")" != bad ] || exit 3
+[ "$(basename "$out")" != exits-75 ] || exit 75  # flock's usual "busy" status, from the attack itself
 echo '{}' > "$out/metrics.json"
 """
 
@@ -82,6 +84,18 @@ def test_a_failed_run_in_another_copy_fails_the_script(tmp_path):
     assert result.returncode != 0
     assert (tmp_path / "out" / "good" / "metrics.json").exists()
     assert not (tmp_path / "out" / "bad" / "metrics.json").exists()
+
+
+def test_a_run_locked_by_another_process_is_skipped_and_an_attack_exiting_75_is_not(tmp_path):
+    with open(tmp_path / "mia_tf_run_once_out_a.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = reproduce(tmp_path, ["a", "b"], 1)
+    assert result.returncode == 0, result.stderr
+    assert "a is being run by another process; skipped here" in result.stderr
+    assert calls(tmp_path, "a") == [] and len(calls(tmp_path, "b")) == 1
+
+    result = reproduce(tmp_path, ["exits-75"], 1)
+    assert result.returncode == 75 and "skipped" not in result.stderr
 
 
 def test_runners_must_be_a_positive_whole_number(tmp_path):
