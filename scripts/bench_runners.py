@@ -37,10 +37,7 @@ def time_steps(args):
     target = experiment.prepare(args.dataset, None, args.layer, "0-0")
     settings = query_free.QueryFreeSettings(data="dist", net=args.net, epochs=args.epochs)
     images, labels = data.attacker_set(target.dataset, "dist", args.data_dir, limit=args.steps * settings.batch_size)
-    shadow = query_free.shadow_head(target.head, settings.net, target.dataset, args.layer)
-    target.tail.trainable = False
-    x = keras.Input(target.head.input.shape[1:])
-    through_tail = keras.Model(x, target.tail(shadow(x), training=False))
+    _, through_tail = query_free.shadow_through_tail(target.head, target.tail, settings.net, target.dataset, args.layer)
 
     class EpochTimes(keras.callbacks.Callback):
         def __init__(self):

@@ -221,6 +221,24 @@ def shadow_head(head, net, dataset=None, layer=None):
     return shadow
 
 
+def shadow_through_tail(head, tail, net, dataset=None, layer=None, penalty=None):
+    """A fresh shadow for `head` and the model image -> frozen `tail`(shadow(image)) that trains it.
+
+    `penalty`: an optional layer between shadow and tail (identity on the features, adds a loss).
+    Returns (shadow, through_tail).
+    """
+    import keras
+
+    shadow = shadow_head(head, net, dataset, layer)
+    if tuple(tail.input.shape[1:]) != tuple(shadow.output.shape[1:]):
+        raise UsageError(f"the tail takes {tuple(tail.input.shape[1:])}, the shadow gives "
+                         f"{tuple(shadow.output.shape[1:])}: the tail and the head are from different splits")
+    tail.trainable = False
+    x = keras.Input(head.input.shape[1:])
+    features = shadow(x) if penalty is None else penalty(shadow(x))
+    return shadow, keras.Model(x, tail(features, training=False))
+
+
 def trained_shadow(head, tail, tail_sha256, dataset, layer, settings=QueryFreeSettings(), data_dir=None, cache=None,
                    strategy=None, verbose=0, intercepted=None):
     """A shadow head trained so that the frozen `tail` classifies the attacker's labelled images.
@@ -244,16 +262,9 @@ def trained_shadow(head, tail, tail_sha256, dataset, layer, settings=QueryFreeSe
         # in the last bits, and must still find the same shadow
         fields["intercepted_stats"] = cache_lib.cache_key([f"{value:.4g}" for value in (*target_mean, *target_std)])
     with strategy_scope(strategy):
-        shadow = shadow_head(head, settings.net, dataset, layer)
-        if tuple(tail.input.shape[1:]) != tuple(shadow.output.shape[1:]):
-            raise UsageError(f"the tail takes {tuple(tail.input.shape[1:])}, the shadow gives "
-                             f"{tuple(shadow.output.shape[1:])}: the tail and the head are from different splits")
-        tail.trainable = False
-        x = keras.Input(head.input.shape[1:])
-        features = shadow(x)
-        if settings.feature_stats_weight > 0:
-            features = _feature_stats_penalty(target_mean, target_std, settings.feature_stats_weight)(features)
-        through_tail = keras.Model(x, tail(features, training=False))
+        penalty = (_feature_stats_penalty(target_mean, target_std, settings.feature_stats_weight)
+                   if settings.feature_stats_weight > 0 else None)
+        shadow, through_tail = shadow_through_tail(head, tail, settings.net, dataset, layer, penalty)
 
     def train(backup_dir):
         images, labels = data_lib.attacker_set(dataset, settings.data, data_dir, limit=settings.limit)
