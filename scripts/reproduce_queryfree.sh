@@ -4,7 +4,8 @@
 # results/queryfree/<run>/metrics.json and the summary results/queryfree.md.
 # Usage: bash scripts/reproduce_queryfree.sh [mnist|cifar10 ...]   (default: both; data from
 # $MIA_TF_DATA_DIR, default ../shared/data). Victims: test images 0-999. Runs already done are
-# skipped and trained shadows come from the cache, so a killed run resumes.
+# skipped and trained shadows come from the cache, so a killed run resumes. RUNNERS=2 runs two
+# copies of the script at once, sharing the cells out (each cell is locked by scripts/run_once.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${MIA_TF_DATA_DIR:-../shared/data}
