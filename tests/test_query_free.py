@@ -1,13 +1,16 @@
 """The query-free attack: shadow structures, training through the frozen tail, bad input."""
 
 import json
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 
 import mia_tf
-from conftest import mia_tf as run_cli, mia_tf_in_process
+from conftest import ROOT, mia_tf as run_cli, mia_tf_in_process
 from mia_tf.attacks import cache as cache_lib
 from mia_tf.attacks import query_free
 from mia_tf.errors import UsageError
@@ -104,6 +107,14 @@ def test_best_preset_via_the_cli_trains_a_decoder_through_the_shadow(tmp_path, d
     assert refinement["validation_images"] == 100 and refinement["refined"] == (refinement["cross_shadow_gain_db"] > 0)
     assert sum(record["chosen_shadow_counts"]) == 10 and len(record["mean_feature_residual"]) == 2
     assert record["summary"]["psnr"]["mean"] > 6.0
+    # The README's shadow and decoder times come from this summary of such records.
+    summary = subprocess.run([sys.executable, "scripts/queryfree_training.py", str(tmp_path),
+                              "--out", str(tmp_path / "training.md")], capture_output=True, text=True, cwd=ROOT,
+                             env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert summary.returncode == 0, summary.stderr
+    row = next(line for line in open(tmp_path / "training.md") if line.startswith("qf "))
+    decoder_seconds = [f"{s['decoder_training']['seconds']:.0f}" for s in record["shadows"]]
+    assert " / ".join(decoder_seconds) in row and row.split()[-1] == f"{record['seconds']:.0f}"
 
 
 def test_the_reconstruction_a_shadow_explains_best_is_kept():
