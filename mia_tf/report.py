@@ -33,6 +33,18 @@ METRICS = (("psnr", "PSNR (dB)", 2), ("ssim_paper", "SSIM, paper (data_range of 
            ("ssim_standard", "SSIM, standard (data_range 1)", 4))
 
 
+def run_records(root):
+    """(run name, metrics.json record) for every run directory directly under `root`, sorted by name:
+    the attack verbs write one metrics.json a run, named by its directory."""
+    import glob
+    import json
+    import os
+
+    for path in sorted(glob.glob(os.path.join(root, "*", "metrics.json"))):
+        with open(path) as f:
+            yield os.path.basename(os.path.dirname(path)), json.load(f)
+
+
 def summary_cells(summary):
     """PSNR, paper SSIM and standard SSIM of an `evaluate` summary, each "mean [low, high]"."""
     from mia_tf.metrics import Summary

@@ -4,11 +4,9 @@
 """
 
 import argparse
-import glob
-import json
 import os
 
-from mia_tf.report import markdown_table_page, summary_cells, write_results_file
+from mia_tf.report import markdown_table_page, run_records, summary_cells, write_results_file
 
 
 def main():
@@ -17,11 +15,9 @@ def main():
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     rows, machines = [], set()
-    for path in sorted(glob.glob(os.path.join(args.root, "*", "metrics.json"))):
-        with open(path) as f:
-            record = json.load(f)
+    for name, record in run_records(args.root):
         machines.add(record["machine"])
-        rows.append([os.path.basename(os.path.dirname(path)), record["model"], record["layer"], record["preset"],
+        rows.append([name, record["model"], record["layer"], record["preset"],
                      record["method"], record["victims"], *summary_cells(record["summary"]),
                      f"{record['seconds']:.0f}"])
     text = markdown_table_page(f"Results: {os.path.basename(args.root.rstrip('/'))}", [

@@ -8,11 +8,8 @@ times come from here rather than from memory. Runs from before the shadows were 
 """
 
 import argparse
-import glob
-import json
-import os
 
-from mia_tf.report import markdown_table_page, write_results_file
+from mia_tf.report import markdown_table_page, run_records, write_results_file
 
 
 def seconds_cell(training):
@@ -48,10 +45,7 @@ def main():
     parser.add_argument("root")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    rows = []
-    for path in sorted(glob.glob(os.path.join(args.root, "*", "metrics.json"))):
-        with open(path) as f:
-            rows.append(run_row(os.path.basename(os.path.dirname(path)), json.load(f)))
+    rows = [run_row(name, record) for name, record in run_records(args.root)]
     text = markdown_table_page("Query-free runs: where the time went", [
         f"Made by `python scripts/queryfree_training.py {args.root} --out {args.out}` from each run's metrics.json.",
         "Shadow and decoder seconds are each one's own training time, on whichever 2-core machine trained it",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduce the paper's Table 6 (query-free) for both data sets, plus the LeNet fc splits, with the
 # authors' attack (preset paper) and ours (best):
-# results/queryfree/<run>/metrics.json and the summary results/queryfree.md.
+# results/queryfree/<run>/metrics.json, the summary results/queryfree.md and where the time went,
+# results/queryfree_training.md.
 # Usage: bash scripts/reproduce_queryfree.sh [mnist|cifar10 ...]   (default: both; data from
 # $MIA_TF_DATA_DIR, default ../shared/data). Victims: test images 0-999. Runs already done are
 # skipped and trained shadows come from the cache, so a killed run resumes. RUNNERS=2 runs two
@@ -42,3 +43,4 @@ for dataset in "${@:-mnist cifar10}"; do
 done
 wait_for_runners
 python scripts/collect_results.py "$OUT" --out results/queryfree.md
+python scripts/queryfree_training.py "$OUT" --out results/queryfree_training.md

@@ -107,12 +107,15 @@ def test_best_preset_via_the_cli_trains_a_decoder_through_the_shadow(tmp_path, d
     assert refinement["validation_images"] == 100 and refinement["refined"] == (refinement["cross_shadow_gain_db"] > 0)
     assert sum(record["chosen_shadow_counts"]) == 10 and len(record["mean_feature_residual"]) == 2
     assert record["summary"]["psnr"]["mean"] > 6.0
-    # The README's shadow and decoder times come from this summary of such records.
-    summary = subprocess.run([sys.executable, "scripts/queryfree_training.py", str(tmp_path),
-                              "--out", str(tmp_path / "training.md")], capture_output=True, text=True, cwd=ROOT,
-                             env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    assert summary.returncode == 0, summary.stderr
-    row = next(line for line in open(tmp_path / "training.md") if line.startswith("qf "))
+    # The README's figures and shadow and decoder times come from these two summaries of such records.
+    for script in ("collect_results", "queryfree_training"):
+        summary = subprocess.run([sys.executable, f"scripts/{script}.py", str(tmp_path),
+                                  "--out", str(tmp_path / f"{script}.md")], capture_output=True, text=True, cwd=ROOT,
+                                 env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        assert summary.returncode == 0, summary.stderr
+    row = next(line for line in open(tmp_path / "collect_results.md") if line.startswith("qf "))
+    assert f"{record['summary']['psnr']['mean']:.2f} [" in row and row.split()[-1] == f"{record['seconds']:.0f}"
+    row = next(line for line in open(tmp_path / "queryfree_training.md") if line.startswith("qf "))
     decoder_seconds = [f"{s['decoder_training']['seconds']:.0f}" for s in record["shadows"]]
     assert " / ".join(decoder_seconds) in row and row.split()[-1] == f"{record['seconds']:.0f}"
 
