@@ -13,6 +13,11 @@ from mia_tf.errors import UsageError
 from mia_tf.report import format_table, metrics_table
 
 
+def _log(line):
+    """Progress lines of long attacks: to stderr, so stdout keeps only the results."""
+    print(line, file=sys.stderr)
+
+
 def _print_scores(record):
     """The metrics table of an attack's record, or why there is none."""
     print(metrics_table(record["summary"]) if "summary" in record else
@@ -222,7 +227,7 @@ class Cli:
                                                   budget=settings.query_budget(len(intercepted)))
         result = blackbox_attack(source, source_sha, target.head, intercepted, target.dataset, layer, settings,
                                  data_dir, cache_dir, make_strategy(strategy), verbose=1 if sys.stderr.isatty() else 0,
-                                 log=lambda line: print(line, file=sys.stderr))
+                                 log=_log)
         out = out or experiment.default_out("blackbox", target, f"{attack}_{data}_{preset}")
         _finish(out, target, result.reconstruction, {**result.record, "seed": seed, "seconds": round(result.seconds, 1)},
                 logdir, f"black-box {attack} ({preset}, {data} data, {queries or 'all'} queries) on "
@@ -294,7 +299,8 @@ class Cli:
             trained.append(shadow)
             records.append({"cache": path, "from_cache": cached, "training": training_record(path)})
         reconstructions, inversions, refinement = query_free.invert_through_shadows(
-            trained, features, target.dataset, layer, preset, data, data_dir, cache_dir, limit, verbose, train_dtype)
+            trained, features, target.dataset, layer, preset, data, data_dir, cache_dir, limit, verbose, train_dtype,
+            log=_log)
         records = [{**record, **inversion} for record, inversion in zip(records, inversions)]
         reconstruction, choice, residuals = query_free.select_by_residual(trained, features, reconstructions)
         out = out or experiment.default_out("queryfree", target, f"{data}_{net}_{preset}")

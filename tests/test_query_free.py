@@ -64,6 +64,7 @@ def test_shadow_through_the_tail_then_rmle_via_the_cli(tmp_path, data_dir):
     record = json.load(open(tmp_path / "qf" / "metrics.json"))
     assert record["attack"] == "queryfree" and record["net"] == "same" and record["shadows"][0]["rmle"]["steps"] == 500
     assert record["summary"]["psnr"]["mean"] > 6.0 and not record["shadows"][0]["from_cache"]
+    assert "rMLE through shadow 1 of 1: step 500 of 500" in result.stderr  # long runs show they move
     again = run_cli(*args)
     assert again.returncode == 0 and "loaded from" in again.stderr
 
@@ -105,6 +106,7 @@ def test_best_preset_via_the_cli_trains_a_decoder_through_the_shadow(tmp_path, d
     assert all(s["decoder_training"]["seconds"] > 0 and "rmle" not in s for s in record["shadows"])
     refinement = record["refinement"]  # decided by cross-shadow validation on 100 attacker images
     assert refinement["validation_images"] == 100 and refinement["refined"] == (refinement["cross_shadow_gain_db"] > 0)
+    assert "dB on 100 of the attacker's images" in result.stderr
     assert sum(record["chosen_shadow_counts"]) == 10 and len(record["mean_feature_residual"]) == 2
     assert record["summary"]["psnr"]["mean"] > 6.0
     # The README's figures and shadow and decoder times come from these two summaries of such records.
