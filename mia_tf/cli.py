@@ -303,6 +303,7 @@ class Cli:
             log=_log)
         records = [{**record, **inversion} for record, inversion in zip(records, inversions)]
         reconstruction, choice, residuals = query_free.select_by_residual(trained, features, reconstructions)
+        reconstruction = query_free.apply_levels(reconstruction, target.dataset, refinement)
         out = out or experiment.default_out("queryfree", target, f"{data}_{net}_{preset}")
         _finish(out, target, reconstruction, {
             "attack": "queryfree", "method": "inversion through shadows trained via the tail", "preset": preset,

@@ -12,7 +12,7 @@ import pytest
 import mia_tf
 from conftest import ROOT, mia_tf as run_cli, mia_tf_in_process
 from mia_tf.attacks import cache as cache_lib
-from mia_tf.attacks import query_free
+from mia_tf.attacks import inverse_network, levels_check, query_free
 from mia_tf.errors import UsageError
 
 
@@ -106,7 +106,9 @@ def test_best_preset_via_the_cli_trains_a_decoder_through_the_shadow(tmp_path, d
     assert all(s["decoder_training"]["seconds"] > 0 and "rmle" not in s for s in record["shadows"])
     refinement = record["refinement"]  # decided by cross-shadow validation on 100 attacker images
     assert refinement["validation_images"] == 100 and refinement["refined"] == (refinement["cross_shadow_gain_db"] > 0)
-    assert "dB on 100 of the attacker's images" in result.stderr
+    assert (refinement["levels"]["black"], refinement["levels"]["white"]) in levels_check.LEVELS
+    assert refinement["levels_gain_db"] >= 0  # the identity map is among those tried
+    assert "dB on 100 of the attacker's images" in result.stderr and ", then levels " in result.stderr
     assert sum(record["chosen_shadow_counts"]) == 10 and len(record["mean_feature_residual"]) == 2
     assert record["summary"]["psnr"]["mean"] > 6.0
     # The README's figures and shadow and decoder times come from these two summaries of such records.
@@ -142,8 +144,24 @@ def test_cross_shadow_validation_sees_that_refinement_fixes_a_useless_decoder():
                              keras.layers.Reshape((28, 28, 1))])
     _, images, _ = mia_tf.data.victims("mnist", "paper10")
     # shadows identical to the real head: refinement through them can only help a blank guess
-    gain = query_free.refinement_gain([head, head], [grey, grey], mia_tf.data.normalize(images, "mnist"), "mnist")
-    assert gain > 1.0  # measured 2.3 dB
+    invert = lambda v: inverse_network.invert(grey, v)  # noqa: E731
+    decision = query_free.cross_shadow_validation([head, head], [invert, invert],
+                                                  mia_tf.data.normalize(images, "mnist"), "mnist")
+    assert decision["refined"] and decision["cross_shadow_gain_db"] > 1.0  # measured 2.3 dB
+    assert decision["pairs"] == 2 and decision["validation_images"] == 10
+
+
+def test_cross_shadow_validation_lifts_a_grey_veil_with_a_levels_map():
+    head, _ = mia_tf.split(mia_tf.load_model("lenet_mnist")[0], "conv1")
+    _, images, _ = mia_tf.data.victims("mnist", "paper10")
+    x = mia_tf.data.normalize(images, "mnist")
+    # an inversion that gets every stroke right under a veil: black at 0.2, white at 1
+    veiled = mia_tf.data.normalize_pixels(0.2 + 0.8 * images / 255.0, "mnist")
+    decision = query_free.cross_shadow_validation([head, head], [lambda v: veiled] * 2, x, "mnist", refinable=False)
+    assert decision["levels"] == {"black": 0.2, "white": 1.0} and decision["levels_gain_db"] > 10
+    assert not decision["refined"] and "cross_shadow_gain_db" not in decision
+    np.testing.assert_allclose(query_free.apply_levels(veiled, "mnist", decision), x, atol=1e-4)
+    assert query_free.apply_levels(veiled, "mnist", None) is veiled  # the paper preset: as inverted
 
 
 def test_best_preset_inverts_an_affine_shadow_exactly_without_matching_statistics():

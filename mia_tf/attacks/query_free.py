@@ -17,10 +17,11 @@ that pulls the per-channel mean and standard deviation of the shadow's features 
 the intercepted ones (`feature_stats_weight`), then inverts exactly through an affine shadow (a
 lone convolution) and with a decoder trained through the shadow on the attacker's images
 otherwise. rMLE refinement of the decoder's guess through the shadow helps in some cells and
-hurts in others, so `best` decides per cell by cross-shadow validation on the attacker's own
-images (`refinement_gain`). It trains three shadows and keeps, per victim, the reconstruction
-whose shadow best explains the intercepted features. `scripts/queryfree_ablation.py` measures
-each part, and what did not help; figures in results/queryfree_ablation/.
+hurts in others, and a mismatched shadow leaves a grey veil that a levels map (black and white
+points) lifts, so `best` decides both per cell by cross-shadow validation on the attacker's own
+images (`cross_shadow_validation`). It trains three shadows and keeps, per victim, the
+reconstruction whose shadow best explains the intercepted features. `scripts/queryfree_ablation.py`
+measures each part, and what did not help; figures in results/queryfree_ablation/.
 """
 
 import dataclasses
@@ -28,8 +29,8 @@ import itertools
 
 import numpy as np
 
-from mia_tf import data as data_lib, precision
-from mia_tf.attacks import cache as cache_lib, inverse_network, whitebox
+from mia_tf import data as data_lib, metrics, precision
+from mia_tf.attacks import cache as cache_lib, inverse_network, levels_check, whitebox
 from mia_tf.attacks.query_pairs import fit_pairs, strategy_scope
 from mia_tf.errors import UsageError
 
@@ -48,7 +49,7 @@ EXACT = whitebox.WhiteboxSettings(steps=1000, exact_linear=True)
 # 22.6 and 9.2 dB) and the attacker can tell which is which without ground truth.
 BEST_SHADOWS = 3
 # `best` through a non-affine shadow: rMLE refinement from the decoder's guess, used only when
-# cross-shadow validation on this many attacker images finds it helps (`refinement_gain`).
+# cross-shadow validation on this many attacker images finds it helps (`cross_shadow_validation`).
 # MNIST dist, victims 0-199, three shadows: at conv1 diff-net it gains 1.1 / 3.1 / 2.2 dB (cross-
 # shadow validation: +0.6 to +2.4 per pair), at relu2 same-net it costs 2.9 / 2.5 / 3.2 dB
 # (validation: -1.2 to -2.9), so it is taken at the first and not the second. 13-17 s here.
@@ -310,12 +311,14 @@ def invert_through_shadows(shadows, features, dataset, layer, preset_name="paper
     through any other, a decoder trained through the shadow on the attacker's images
     (`attacker_data`, its first `limit` if given; cached under the shadow's weights hash),
     applied to the real features, then refined by rMLE through the shadow if cross-shadow
-    validation (`refinement_gain`) says that helps.
+    validation (`cross_shadow_validation`) says that helps. The levels map that validation also
+    chooses is for the caller to put on the final reconstruction (`apply_levels`), after the
+    per-victim choice of shadow, which compares each shadow's own inversion with the features.
     The rMLE runs through the shadows (the `paper` inversion; the refinement of 1,000 CIFAR
     victims through three shadows took over half an hour) log their progress with `log` and keep
     resumable state in the cache, so a killed run picks up where it stopped.
-    Returns (one reconstruction per shadow in normalised space, one record per shadow, a record
-    of the refinement decision or None).
+    Returns (one reconstruction per shadow in normalised space, one record per shadow, the
+    validation's decision or None: `paper`, or a single shadow).
     """
     pixel_range = data_lib.pixel_range(dataset)
 
@@ -328,52 +331,89 @@ def invert_through_shadows(shadows, features, dataset, layer, preset_name="paper
     if preset_name == "paper":
         record = {"rmle": dataclasses.asdict(RMLE)}
         return [rmle_through(k, RMLE) for k in range(len(shadows))], [record] * len(shadows), None
-    reconstructions, records, decoders = [], [], []
+    reconstructions, records, inverters = [], [], []
     for shadow in shadows:
         if whitebox.is_affine(shadow):  # measured at MNIST conv1: 10 dB above a decoder through the shadow
-            reconstructions.append(whitebox.whitebox_attack(shadow, features, EXACT).reconstruction)
+            inverters.append(lambda v, shadow=shadow: whitebox.whitebox_attack(shadow, v, EXACT).reconstruction)
             records.append({"rmle": dataclasses.asdict(EXACT)})
-            decoders.append(None)
-            continue
-        decoder, path, cached = shadow_decoder(shadow, dataset, layer, attacker_data, data_dir, cache, limit, verbose,
-                                               train_dtype)
-        reconstructions.append(inverse_network.invert(decoder, features))
-        records.append({"decoder": dataclasses.asdict(shadow_decoder_settings(attacker_data, train_dtype)),
-                        "decoder_cache": path,
-                        "decoder_from_cache": cached, "decoder_training": cache_lib.training_record(path)})
-        decoders.append(decoder)
-    inverted_by_decoder = [k for k, decoder in enumerate(decoders) if decoder is not None]
-    if len(inverted_by_decoder) < 2:  # nothing to validate against: keep the decoder's guess
+        else:
+            decoder, path, cached = shadow_decoder(shadow, dataset, layer, attacker_data, data_dir, cache, limit,
+                                                   verbose, train_dtype)
+            inverters.append(lambda v, decoder=decoder: inverse_network.invert(decoder, v))
+            records.append({"decoder": dataclasses.asdict(shadow_decoder_settings(attacker_data, train_dtype)),
+                            "decoder_cache": path,
+                            "decoder_from_cache": cached, "decoder_training": cache_lib.training_record(path)})
+        reconstructions.append(inverters[-1](features))
+    if len(shadows) < 2:  # nothing to validate against: keep the inversion as it is
         return reconstructions, records, None
     attacker_images, _ = data_lib.attacker_set(dataset, attacker_data, data_dir, limit=VALIDATION_IMAGES)
-    gain = refinement_gain([shadows[k] for k in inverted_by_decoder], [decoders[k] for k in inverted_by_decoder],
-                           attacker_images, dataset)
-    decision = {"cross_shadow_gain_db": round(gain, 3), "refined": gain > 0, "settings": dataclasses.asdict(REFINE),
-                "validation_images": len(attacker_images)}
-    outcome = "gains" if gain > 0 else "loses"
-    choice = "refining" if gain > 0 else "keeping the decoders' guesses"
-    log(f"refinement through the shadows {outcome} {abs(gain):.2f} dB on {len(attacker_images)} of the attacker's "
-        f"images: {choice}")
-    if gain > 0:
-        for k in inverted_by_decoder:
-            reconstructions[k] = rmle_through(k, REFINE, init=reconstructions[k])
+    refinable = not whitebox.is_affine(shadows[0])  # least squares through an affine shadow is final
+    decision = cross_shadow_validation(shadows, inverters, attacker_images, dataset, refinable)
+    levels = f"levels {decision['levels']['black']:g}-{decision['levels']['white']:g}"
+    if refinable:
+        gain = decision["cross_shadow_gain_db"]
+        choice = "refining" if decision["refined"] else "keeping the decoders' guesses"
+        log(f"refinement through the shadows {'gains' if gain > 0 else 'loses'} {abs(gain):.2f} dB on "
+            f"{len(attacker_images)} of the attacker's images: {choice}, then {levels}")
+    else:
+        log(f"{levels} gain {decision['levels_gain_db']:.2f} dB on {len(attacker_images)} of the attacker's images")
+    if decision["refined"]:
+        reconstructions = [rmle_through(k, REFINE, init=guess) for k, guess in enumerate(reconstructions)]
     return reconstructions, records, decision
 
 
-def refinement_gain(shadows, decoders, images, dataset):
-    """Cross-shadow validation: does rMLE refinement through a shadow help, from the decoder's guess?
+def cross_shadow_validation(shadows, inverters, images, dataset, refinable=True):
+    """Cross-shadow validation: whether to refine the inversion by rMLE through the shadow, and
+    which levels map (`levels_check.LEVELS`, black and white points) to put on the result.
 
     The attacker cannot score reconstructions of the victims, but it can play both sides on its
-    own images: shadow b's features stand in for the real head's, and shadow a's decoder and
-    refinement invert them, a mismatch of the same kind as between a shadow and the real head.
-    Returns the mean PSNR gain in dB of refinement over the decoder alone, over all pairs a != b.
+    own images: shadow b's features stand in for the real head's, and shadow a's inversion
+    (`inverters[a]`, then refinement) inverts them, a mismatch of the same kind as between a
+    shadow and the real head. Inverting a mismatched shadow's features leaves a grey veil over
+    the image (MNIST conv1, conv-ReLU-conv shadows: background 0.06-0.10 where the digits' is 0),
+    which a levels map lifts. The choice (refine or not, and the map) maximises the mean PSNR
+    over all pairs a != b; the identity map is among those tried.
+    Returns the decision record (for metrics.json): cross_shadow_gain_db is what refinement
+    gains, each option with its own best map; levels_gain_db what the chosen map gains.
     """
+    truth = data_lib.denormalize(images, dataset)
     stand_ins = [shadow.predict(images, batch_size=256, verbose=0) for shadow in shadows]
-    gains = []
-    for a, b in itertools.permutations(range(len(shadows)), 2):
-        guess = inverse_network.invert(decoders[a], stand_ins[b])
-        gains.append(whitebox.refinement_gain(shadows[a], stand_ins[b], guess, images, REFINE, dataset))
-    return float(np.mean(gains))
+    pairs = list(itertools.permutations(range(len(shadows)), 2))
+    options = {"inverted": [], "refined": []}  # per pair, reconstructions in pixels
+    for a, b in pairs:
+        guess = inverters[a](stand_ins[b])
+        options["inverted"].append(data_lib.denormalize(guess, dataset))
+        if refinable:
+            refined = whitebox.whitebox_attack(shadows[a], stand_ins[b], REFINE, init=guess,
+                                               pixel_range=data_lib.pixel_range(dataset)).reconstruction
+            options["refined"].append(data_lib.denormalize(refined, dataset))
+    psnr = {name: [float(np.mean([metrics.psnr(truth, levels_check.apply_levels(pixels, black, white)).mean()
+                                  for pixels in reconstructions]))
+                   for black, white in levels_check.LEVELS]
+            for name, reconstructions in options.items() if reconstructions}
+    best_map = {name: int(np.argmax(scores)) for name, scores in psnr.items()}
+    best_psnr = {name: psnr[name][best_map[name]] for name in psnr}
+    refined = refinable and best_psnr["refined"] > best_psnr["inverted"]
+    chosen = "refined" if refined else "inverted"
+    black, white = levels_check.LEVELS[best_map[chosen]]
+    identity = levels_check.LEVELS.index((0.0, 1.0))
+    decision = {"refined": bool(refined), "levels": {"black": black, "white": white},
+                "levels_gain_db": round(best_psnr[chosen] - psnr[chosen][identity], 3),
+                "validation_images": len(images), "pairs": len(pairs)}
+    if refinable:
+        decision["cross_shadow_gain_db"] = round(best_psnr["refined"] - best_psnr["inverted"], 3)
+        decision["settings"] = dataclasses.asdict(REFINE)
+    return decision
+
+
+def apply_levels(reconstruction, dataset, decision):
+    """The reconstruction (normalised space) under the levels map cross-shadow validation chose
+    (`decision` from `invert_through_shadows`; None, as for the paper preset: unchanged)."""
+    if decision is None:
+        return reconstruction
+    pixels = levels_check.apply_levels(data_lib.denormalize(reconstruction, dataset),
+                                       decision["levels"]["black"], decision["levels"]["white"])
+    return data_lib.normalize_pixels(pixels, dataset)
 
 
 def feature_residuals(shadow, features, reconstruction):
