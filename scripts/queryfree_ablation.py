@@ -140,9 +140,13 @@ def main():
         add(f"as best, {args.seeds} seeds", "per victim the smallest feature residual", chosen, None, None, None)
         if refinement:
             verdict = "refine" if refinement["refined"] else "do not refine"
+            gain = refinement.get("cross_shadow_gain_db")  # absent through affine shadows: nothing to refine
+            levels = refinement["levels"]
+            chosen = query_free.select_by_residual(shadows, features, preset_inversions)[0]
             add(f"as best, {args.seeds} seeds", f"the preset: cross-shadow validation "
-                f"{refinement['cross_shadow_gain_db']:+.2f} dB -> {verdict}; smallest residual",
-                query_free.select_by_residual(shadows, features, preset_inversions)[0], None, seconds, None)
+                f"{'' if gain is None else f'{gain:+.2f} dB -> {verdict}, '}levels {levels['black']:g}-"
+                f"{levels['white']:g}; smallest residual",
+                query_free.apply_levels(chosen, dataset, refinement), None, seconds, None)
         began = time.time()
         decoder = mixture_decoder(shadows, dataset, args.layer, args.data, args.data_dir, args.cache_dir)
         add(f"as best, {args.seeds} seeds", "one decoder on all shadows' features",

@@ -24,6 +24,13 @@ def final_accuracy(training):
     return f"{accuracy[-1]:.3f}" if accuracy else "-"
 
 
+def levels_cell(refinement):
+    """The levels map cross-shadow validation chose and what it gained there; "-" for runs from
+    before the levels were validated (their reconstructions are as inverted)."""
+    levels = refinement.get("levels")
+    return "-" if levels is None else f"{levels['black']:g}-{levels['white']:g} ({refinement['levels_gain_db']:+.2f})"
+
+
 def run_row(name, record):
     shadows = record.get("shadows") or []
     refinement = record.get("refinement") or {}
@@ -36,6 +43,7 @@ def run_row(name, record):
         " / ".join(seconds_cell(s.get("decoder_training")) for s in shadows if "decoder_training" in s) or "-",
         " / ".join(str(count) for count in record.get("chosen_shadow_counts") or []) or "-",
         "-" if gain is None else f"{gain:+.2f} ({'kept' if refinement.get('refined') else 'not kept'})",
+        levels_cell(refinement),
         f"{record['seconds']:.0f}",
     ]
 
@@ -52,10 +60,12 @@ def main():
         "(a cached one may come from an earlier session); r: resumed from a per-epoch backup, the seconds",
         "are the resumed part only. Tail accuracy: tail(shadow(x)) on the attacker's data after the last epoch.",
         "Victims per shadow: how many victims each shadow re-explained best. Validation: what rMLE refinement",
-        "gained across shadows on 100 of the attacker's own images (kept only when positive). Run s: the",
-        "run's own wall time, including any shadow or decoder it trained rather than loaded.",
+        "gained across shadows on 100 of the attacker's own images (kept only when positive). Levels: the",
+        "black and white points the same validation chose and the dB they gained there (-: a run from before",
+        "the levels were validated). Run s: the run's own wall time, including any shadow or decoder it trained",
+        "rather than loaded.",
     ], ["run", "shadow dtype", "shadow s", "tail accuracy", "decoder s", "victims per shadow", "validation dB",
-        "run s"], rows)
+        "levels", "run s"], rows)
     write_results_file(args.out, text)
     print(text)
 
