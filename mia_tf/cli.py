@@ -303,9 +303,13 @@ class Cli:
             log=_log)
         records = [{**record, **inversion} for record, inversion in zip(records, inversions)]
         reconstruction, choice, residuals = query_free.select_by_residual(trained, features, reconstructions)
-        reconstruction = query_free.apply_levels(reconstruction, target.dataset, refinement)
+        levelled = query_free.apply_levels(reconstruction, target.dataset, refinement)
+        if refinement is not None and target.images is not None:  # for the report; the attacker cannot score it
+            refinement = {**refinement, "victims_before_levels": {
+                name: round(summary["mean"], 4) for name, summary in metrics_lib.evaluate(
+                    target.images / 255.0, data_lib.denormalize(reconstruction, target.dataset))["summary"].items()}}
         out = out or experiment.default_out("queryfree", target, f"{data}_{net}_{preset}")
-        _finish(out, target, reconstruction, {
+        _finish(out, target, levelled, {
             "attack": "queryfree", "method": "inversion through shadows trained via the tail", "preset": preset,
             "attacker_data": data, "net": net, "shadow": dataclasses.asdict(settings), "seed": seed,
             "shadows": records, "refinement": refinement,

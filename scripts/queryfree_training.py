@@ -31,6 +31,12 @@ def levels_cell(refinement):
     return "-" if levels is None else f"{levels['black']:g}-{levels['white']:g} ({refinement['levels_gain_db']:+.2f})"
 
 
+def before_levels_cell(refinement):
+    """The victims' PSNR / SSIM (paper) before the levels map, for runs that recorded it."""
+    before = refinement.get("victims_before_levels")
+    return "-" if before is None else f"{before['psnr']:.2f} / {before['ssim_paper']:.3f}"
+
+
 def run_row(name, record):
     shadows = record.get("shadows") or []
     refinement = record.get("refinement") or {}
@@ -44,6 +50,7 @@ def run_row(name, record):
         " / ".join(str(count) for count in record.get("chosen_shadow_counts") or []) or "-",
         "-" if gain is None else f"{gain:+.2f} ({'kept' if refinement.get('refined') else 'not kept'})",
         levels_cell(refinement),
+        before_levels_cell(refinement),
         f"{record['seconds']:.0f}",
     ]
 
@@ -62,10 +69,11 @@ def main():
         "Victims per shadow: how many victims each shadow re-explained best. Validation: what rMLE refinement",
         "gained across shadows on 100 of the attacker's own images (kept only when positive). Levels: the",
         "black and white points the same validation chose and the dB they gained there (-: a run from before",
-        "the levels were validated). Run s: the run's own wall time, including any shadow or decoder it trained",
-        "rather than loaded.",
+        "the levels were validated). Before levels: the victims' PSNR / SSIM without the map, which only the",
+        "report can score (the figures after it are in results/queryfree.md). Run s: the run's own wall time,",
+        "including any shadow or decoder it trained rather than loaded.",
     ], ["run", "shadow dtype", "shadow s", "tail accuracy", "decoder s", "victims per shadow", "validation dB",
-        "levels", "run s"], rows)
+        "levels", "before levels", "run s"], rows)
     write_results_file(args.out, text)
     print(text)
 

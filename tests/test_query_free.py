@@ -108,6 +108,8 @@ def test_best_preset_via_the_cli_trains_a_decoder_through_the_shadow(tmp_path, d
     assert refinement["validation_images"] == 100 and refinement["refined"] == (refinement["cross_shadow_gain_db"] > 0)
     assert (refinement["levels"]["black"], refinement["levels"]["white"]) in levels_check.LEVELS
     assert refinement["levels_gain_db"] >= 0  # the identity map is among those tried
+    before = refinement["victims_before_levels"]  # the report's view: the victims scored without the map
+    assert set(before) == {"psnr", "ssim_paper", "ssim_standard"} and before["psnr"] > 6.0
     assert "dB on 100 of the attacker's images" in result.stderr and ", then levels " in result.stderr
     assert sum(record["chosen_shadow_counts"]) == 10 and len(record["mean_feature_residual"]) == 2
     assert record["summary"]["psnr"]["mean"] > 6.0
@@ -122,6 +124,7 @@ def test_best_preset_via_the_cli_trains_a_decoder_through_the_shadow(tmp_path, d
     row = next(line for line in open(tmp_path / "queryfree_training.md") if line.startswith("qf "))
     decoder_seconds = [f"{s['decoder_training']['seconds']:.0f}" for s in record["shadows"]]
     assert " / ".join(decoder_seconds) in row and row.split()[-1] == f"{record['seconds']:.0f}"
+    assert f"{before['psnr']:.2f} / {before['ssim_paper']:.3f}" in row
 
 
 def test_the_reconstruction_a_shadow_explains_best_is_kept():
