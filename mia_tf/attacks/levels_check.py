@@ -40,6 +40,12 @@ def apply_levels(pixels, black, white):
     return np.clip((np.asarray(pixels, np.float32) - black) / (white - black), 0.0, 1.0)
 
 
+def level_reconstruction(reconstruction, dataset, black, white):
+    """`apply_levels` on a reconstruction in normalised space; the result is normalised too."""
+    pixels = apply_levels(data_lib.denormalize(reconstruction, dataset), black, white)
+    return data_lib.normalize_pixels(pixels, dataset)
+
+
 def check_levels(oracle, features, reconstruction, dataset, levels=LEVELS):
     """The levels map of `reconstruction` whose oracle answers best match `features`, applied.
 
@@ -65,4 +71,4 @@ def check_levels(oracle, features, reconstruction, dataset, levels=LEVELS):
     black, white = levels[int(np.argmin(distances))]
     record = {"black": black, "white": white, "queries": needed, "sampled_victims": len(target),
               "mean_feature_distance": {f"{b:g}-{w:g}": float(f"{d:.5g}") for (b, w), d in zip(levels, distances)}}
-    return data_lib.normalize_pixels(apply_levels(pixels, black, white), dataset), record
+    return level_reconstruction(reconstruction, dataset, black, white), record

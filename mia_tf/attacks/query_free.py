@@ -411,9 +411,8 @@ def apply_levels(reconstruction, dataset, decision):
     (`decision` from `invert_through_shadows`; None, as for the paper preset: unchanged)."""
     if decision is None:
         return reconstruction
-    pixels = levels_check.apply_levels(data_lib.denormalize(reconstruction, dataset),
-                                       decision["levels"]["black"], decision["levels"]["white"])
-    return data_lib.normalize_pixels(pixels, dataset)
+    return levels_check.level_reconstruction(reconstruction, dataset, decision["levels"]["black"],
+                                             decision["levels"]["white"])
 
 
 def feature_residuals(shadow, features, reconstruction):
