@@ -370,8 +370,8 @@ def cross_shadow_validation(shadows, inverters, images, dataset, refinable=True)
     own images: shadow b's features stand in for the real head's, and shadow a's inversion
     (`inverters[a]`, then refinement) inverts them, a mismatch of the same kind as between a
     shadow and the real head. Inverting a mismatched shadow's features leaves a grey veil over
-    the image (MNIST conv1, conv-ReLU-conv shadows: background 0.06-0.10 where the digits' is 0),
-    which a levels map lifts. The choice (refine or not, and the map) maximises the mean PSNR
+    the image (MNIST conv1, conv-ReLU-conv shadows: SSIM 0.605 on the victims without a map,
+    0.850 with the one chosen here), which a levels map lifts. The choice (refine or not, and the map) maximises the mean PSNR
     over all pairs a != b; the identity map is among those tried.
     Returns the decision record (for metrics.json): cross_shadow_gain_db is what refinement
     gains, each option with its own best map; levels_gain_db what the chosen map gains.
