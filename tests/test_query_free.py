@@ -168,18 +168,24 @@ def test_cross_shadow_validation_lifts_a_grey_veil_with_a_levels_map():
     assert decision["levels_pair_gains_db"][0] > 10 and decision["levels_pair_gains_db"][1] > 10
 
 
-def test_cross_shadow_validation_puts_no_levels_map_on_that_loses_in_a_pair():
+def test_cross_shadow_validation_puts_no_levels_map_on_a_gain_within_the_noise():
     head, _ = mia_tf.split(mia_tf.load_model("lenet_mnist")[0], "conv1")
     _, images, _ = mia_tf.data.victims("mnist", "paper10")
     x = mia_tf.data.normalize(images, "mnist")
     veiled = mia_tf.data.normalize_pixels(0.2 + 0.8 * images / 255.0, "mnist")
     shifted = np.roll(x, 1, axis=2)  # one pixel off, no veil: the veil's map costs it 0.3 dB
     # shadow 0 inverts under a veil (2 of 6 pairs), shadows 1 and 2 one pixel off: the veil's map
-    # gains 145 dB in 2 pairs (mean +48 dB) and loses in 4, so it is not applied
+    # gains 145 dB in 2 pairs (mean +48 dB) and loses in 4; its lower bound is below 0, so no map
     decision = query_free.cross_shadow_validation([head] * 3, [lambda v: veiled, lambda v: shifted, lambda v: shifted],
                                                   x, "mnist", refinable=False)
     assert decision["levels"] == {"black": 0.0, "white": 1.0} and decision["pairs"] == 6
     assert decision["levels_gain_db"] == 0 and decision["levels_pair_gains_db"] == [0.0] * 6
+
+
+def test_gain_lower_bound_ranks_a_steady_gain_above_a_larger_erratic_one():
+    steady, erratic = [0.4, 0.5, 0.6, 0.45, 0.55, 0.5], [3.46, 1.29, -0.88, 1.30, -7.29, 2.14]
+    bounds = query_free.gain_lower_bound(np.array([steady, erratic, [0.0] * 6]))
+    assert bounds[0] > 0.4 and bounds[1] < 0 and bounds[2] == 0  # the last is the identity map
 
 
 def test_best_preset_inverts_an_affine_shadow_exactly_without_matching_statistics():
