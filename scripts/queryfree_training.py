@@ -9,6 +9,7 @@ times come from here rather than from memory. Runs from before the shadows were 
 
 import argparse
 
+from mia_tf.attacks.query_free import gain_lower_bound
 from mia_tf.report import markdown_table_page, run_records, write_results_file
 
 
@@ -25,10 +26,15 @@ def final_accuracy(training):
 
 
 def levels_cell(refinement):
-    """The levels map cross-shadow validation chose and what it gained there; "-" for runs from
-    before the levels were validated (their reconstructions are as inverted)."""
+    """The levels map cross-shadow validation chose, its mean gain there and the lower bound it was
+    chosen by (for runs that recorded the gain per pair); "-" for runs from before the levels were
+    validated (their reconstructions are as inverted)."""
     levels = refinement.get("levels")
-    return "-" if levels is None else f"{levels['black']:g}-{levels['white']:g} ({refinement['levels_gain_db']:+.2f})"
+    if levels is None:
+        return "-"
+    cell = f"{levels['black']:g}-{levels['white']:g} ({refinement['levels_gain_db']:+.2f}"
+    pair_gains = refinement.get("levels_pair_gains_db")
+    return cell + (f", bound {gain_lower_bound(pair_gains):+.2f})" if pair_gains else ")")
 
 
 def before_levels_cell(refinement):
@@ -68,8 +74,9 @@ def main():
         "are the resumed part only. Tail accuracy: tail(shadow(x)) on the attacker's data after the last epoch.",
         "Victims per shadow: how many victims each shadow re-explained best. Validation: what rMLE refinement",
         "gained across shadows on 100 of the attacker's own images (kept only when positive). Levels: the",
-        "black and white points the same validation chose and the dB they gained there (-: a run from before",
-        "the levels were validated). Before levels: the victims' PSNR / SSIM without the map, which only the",
+        "black and white points the same validation chose, the dB they gained there on average and the 95%",
+        "lower bound over the shadow pairs they were chosen by (-: a run from before the levels were",
+        "validated; no bound: before the bound). Before levels: the victims' PSNR / SSIM without the map, which only the",
         "report can score (the figures after it are in results/queryfree.md). Run s: the run's own wall time,",
         "including any shadow or decoder it trained rather than loaded.",
     ], ["run", "shadow dtype", "shadow s", "tail accuracy", "decoder s", "victims per shadow", "validation dB",
