@@ -423,8 +423,8 @@ def gain_lower_bound(gains):
     0.1-0.9 had a mean of +0.002 dB (pairs +3.46 to -7.29) and cost the victims 2.36 dB. Nor is a
     gain in every pair needed: at MNIST conv1 with affine shadows the two pairs that invert the
     third shadow's features lose up to 0.4 dB while the other four gain up to 3 dB, and the map
-    the bound picks gave the victims +2.16 dB (dist set). The pairs share
-    shadows, so they are not independent samples: the bound ranks maps, it is not a test.
+    the bound picks gave the victims +2.16 dB (dist set). The pairs share shadows, so they are
+    not independent samples: the bound ranks maps, it is not a test.
     """
     gains = np.asarray(gains, np.float64)
     pairs = gains.shape[-1]
