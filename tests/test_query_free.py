@@ -155,12 +155,17 @@ def test_cross_shadow_validation_sees_that_refinement_fixes_a_useless_decoder():
     assert decision["pairs"] == 2 and decision["validation_images"] == 10
 
 
-def test_cross_shadow_validation_lifts_a_grey_veil_with_a_levels_map():
+def conv1_head_and_a_veiled_inversion():
+    """The LeNet head at conv1, the paper's 10 images (normalised) and an inversion of them that
+    gets every stroke right under a grey veil: black at 0.2, white at 1."""
     head, _ = mia_tf.split(mia_tf.load_model("lenet_mnist")[0], "conv1")
     _, images, _ = mia_tf.data.victims("mnist", "paper10")
-    x = mia_tf.data.normalize(images, "mnist")
-    # an inversion that gets every stroke right under a veil: black at 0.2, white at 1
     veiled = mia_tf.data.normalize_pixels(0.2 + 0.8 * images / 255.0, "mnist")
+    return head, mia_tf.data.normalize(images, "mnist"), veiled
+
+
+def test_cross_shadow_validation_lifts_a_grey_veil_with_a_levels_map():
+    head, x, veiled = conv1_head_and_a_veiled_inversion()
     decision = query_free.cross_shadow_validation([head, head], [lambda v: veiled] * 2, x, "mnist", refinable=False)
     assert decision["levels"] == {"black": 0.2, "white": 1.0} and decision["levels_gain_db"] > 10
     assert not decision["refined"] and "cross_shadow_gain_db" not in decision
@@ -170,10 +175,7 @@ def test_cross_shadow_validation_lifts_a_grey_veil_with_a_levels_map():
 
 
 def test_cross_shadow_validation_puts_no_levels_map_on_a_gain_within_the_noise():
-    head, _ = mia_tf.split(mia_tf.load_model("lenet_mnist")[0], "conv1")
-    _, images, _ = mia_tf.data.victims("mnist", "paper10")
-    x = mia_tf.data.normalize(images, "mnist")
-    veiled = mia_tf.data.normalize_pixels(0.2 + 0.8 * images / 255.0, "mnist")
+    head, x, veiled = conv1_head_and_a_veiled_inversion()
     shifted = np.roll(x, 1, axis=2)  # one pixel off, no veil: the veil's map costs it 0.3 dB
     # shadow 0 inverts under a veil (2 of 6 pairs), shadows 1 and 2 one pixel off: the veil's map
     # gains 145 dB in 2 pairs (mean +48 dB) and loses in 4; its lower bound is below 0, so no map
