@@ -420,7 +420,7 @@ def gain_lower_bound(gains):
 
     The identity map's gains are all 0, so its bound is 0, and a map is put on only when its gain
     is clearly above noise. The best mean alone is not enough: at CIFAR conv11 same/same levels
-    0.1-0.9 had a mean of +0.002 dB (pairs +3.46 to -7.29) and cost the victims 2.36 dB. Nor is a
+    0.1-0.9 had a mean of +0.002 dB (pairs +3.46 to -7.29 in a one-off probe) and cost the victims 2.36 dB. Nor is a
     gain in every pair needed: at MNIST conv1 with affine shadows the two pairs that invert the
     third shadow's features lose up to 0.4 dB while the other four gain up to 3 dB, and the map
     the bound picks gave the victims +2.16 dB (dist set). The pairs share shadows, so they are
