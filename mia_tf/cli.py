@@ -39,7 +39,7 @@ def _finish(out, target, reconstructions, record, logdir, headline):
 class Cli:
     """mia_tf: how much of a private input leaks from a split neural network.
 
-    Verbs: whitebox, blackbox, queryfree, export, serve, train, evaluate, layers. Run `python -m mia_tf VERB --help` for each verb's options.
+    Run `python -m mia_tf VERB --help` for each verb's options.
     Data: --data-dir (or $MIA_TF_DATA_DIR) names a directory with mnist.npz / cifar10.npz;
     without it, tensorflow_datasets is used (it needs a network the first time).
     """
@@ -357,8 +357,13 @@ class Cli:
             test_images, test_labels = data_lib.load(dataset, "test", data_dir)
         else:
             test_images, test_labels = sample_images, sample_labels
-        calibration = data_lib.load(dataset, "train", data_dir)[0][:settings.calibration_images] \
-            if "int8" in variants else None
+        calibration = None
+        if "int8" in variants:
+            try:
+                calibration = data_lib.load(dataset, "train", data_dir)[0][:settings.calibration_images]
+            except UsageError as e:
+                raise UsageError(f"int8 calibrates on training images: {e}; float32 and float16 need no "
+                                 f"data (--variant float32)") from None
         rows = []
         for v in variants:
             path, manifest = export_lib.export_head(
@@ -414,26 +419,24 @@ class Cli:
               f"{server.url}/v1/models/{name}; intercept log {log.path}", flush=True)
         serve_lib.run_forever(server)
 
-    def train(self, dataset, epochs=None, batch_size=None, out=None, checkpoint_dir=None,
-              strategy="default", data_dir=None, limit=None, seed=0, init_weights=None, learning_rate=None,
+    def train(self, dataset, epochs=None, batch_size=None, out=None, strategy="default", data_dir=None, limit=None, seed=0, init_weights=None, learning_rate=None,
               weight_decay=None, cutout=None):
-        """Train the zoo's target model for a data set, resuming from its checkpoint if one exists.
+        """Train the zoo's target model for a data set into --out, resuming from its checkpoints there.
 
         Args:
           dataset: mnist (LeNet, 30 epochs) or cifar10 (the paper's CNN, 50 epochs).
           epochs: number of epochs (default: the recipe's, see mia_tf/train.py).
           batch_size: images per step on each device (default 32, as the authors).
-          out: where to write the trained weights (.weights.h5); default: the shipped zoo file
-            mia_tf/zoo/<model>.weights.h5, with a .json report beside it.
-          checkpoint_dir: where per-epoch checkpoints go; running again resumes from them
-            (default checkpoints/train_<dataset>).
+          out: output directory (default runs/train_<dataset>): <model>.weights.h5 with its .json
+            report and .history.csv, and checkpoints/ (per epoch; running again with the same
+            --out resumes there). The shipped zoo weights are never overwritten.
           strategy: default (one device), mirrored (all local GPUs, or all logical CPUs) or
             multiworker (several machines, each configured by TF_CONFIG).
           data_dir: directory with <dataset>.npz; default $MIA_TF_DATA_DIR, else tensorflow_datasets.
           limit: train on only the first N training images (for quick checks).
           seed: random seed for initialisation, shuffling and augmentation.
           init_weights: start from these trained weights (.weights.h5 of the same model) instead
-            of random ones: a warm restart of the cosine schedule (use another --checkpoint-dir).
+            of random ones: a warm restart of the cosine schedule (use another --out).
           learning_rate: the schedule's starting learning rate (default the recipe's, 1e-3).
           weight_decay: decoupled weight decay of Adam (AdamW style; default the recipe's, 0).
           cutout: side in pixels of a square of each training image set to the mean colour at a
@@ -441,8 +444,7 @@ class Cli:
         """
         from mia_tf import train as train_lib
 
-        report = train_lib.train(dataset, out=out, epochs=epochs, batch_size=batch_size,
-                                 checkpoint_dir=checkpoint_dir, strategy=strategy,
+        report = train_lib.train(dataset, out=out, epochs=epochs, batch_size=batch_size, strategy=strategy,
                                  data_dir=data_dir, limit=limit, seed=seed, init_weights=init_weights,
                                  learning_rate=learning_rate, weight_decay=weight_decay, cutout=cutout,
                                  verbose=1 if sys.stdout.isatty() else 2)  # progress bar on a terminal only
@@ -456,14 +458,14 @@ class Cli:
         Args:
           dataset: mnist or cifar10 (picks the default zoo model if --model is not given).
           model: a zoo name (lenet_mnist, cifar10_cnn, he2019_lenet) or a .keras file.
-          full: use the whole official test set (10,000 images, from --data-dir or
+          full: use the whole official test set (10,000 images, from $MIA_TF_DATA_DIR or
             tensorflow_datasets) instead of the shipped sample (test images 0-999).
-          data_dir: directory with <dataset>.npz; default $MIA_TF_DATA_DIR.
+          data_dir: directory with <dataset>.npz: score its whole test set (implies --full).
         """
         from mia_tf.train import accuracy
 
         keras_model, dataset, label = models_lib.resolve_model(model, dataset)
-        if full:
+        if full or data_dir is not None:
             images, labels = data_lib.load(dataset, "test", data_dir)
             which = f"full test set ({len(labels)} images)"
         else:
@@ -495,8 +497,16 @@ class Cli:
 def main(argv=None):
     import fire
 
+    from mia_tf import cli_options
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    cli = Cli()
     try:
-        fire.Fire(Cli(), command=argv, name="mia_tf")
+        verb, checked = cli_options.check(cli, argv)  # before any work: fire reports unknown flags only after
+        if checked is None:
+            print(cli_options.help_text(cli, verb))
+            return 0
+        fire.Fire(cli, command=checked, name="mia_tf")
     except UsageError as e:
         print(f"mia_tf: error: {e}", file=sys.stderr)
         return 2

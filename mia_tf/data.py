@@ -208,13 +208,15 @@ def _load_tfds(name, split, tfds_data_dir):
     return _checked_pair(arrays[0], arrays[1], name, f"tensorflow_datasets {name}")
 
 
+def sample_path(name):
+    """The shipped sample file of a data set (the package is installed as files, not zipped)."""
+    return str(resources.files("mia_tf") / "sample" / spec(name).sample_file)
+
+
 def load_sample(name):
     """The shipped real sample: test images 0-999 and their labels (uint8 NHWC, int64)."""
-    s = spec(name)
-    path = resources.files("mia_tf") / "sample" / s.sample_file
-    with resources.as_file(path) as p:
-        images, labels = read_npz(p, name, ["x_test", "y_test"])
-    return _checked_pair(images, labels, name, s.sample_file)
+    images, labels = read_npz(sample_path(name), name, ["x_test", "y_test"])
+    return _checked_pair(images, labels, name, spec(name).sample_file)
 
 
 def parse_victims(which, name):

@@ -181,10 +181,15 @@ def accuracy(model, images, labels, dataset, batch_size=500):
     return float(np.mean(np.argmax(logits, axis=1) == labels))
 
 
-def train(dataset, out=None, epochs=None, batch_size=None, checkpoint_dir=None,
+def train(dataset, out=None, epochs=None, batch_size=None,
           strategy="default", data_dir=None, limit=None, validation_freq=5, seed=0, verbose=1,
           callbacks=(), init_weights=None, learning_rate=None, weight_decay=None, cutout=None):
     """Train the zoo model for `dataset`; returns the report dict also written beside the weights.
+
+    Everything goes into the directory `out` (default runs/train_<dataset>): the weights
+    `<model>.weights.h5` with its report `.json` and `.history.csv`, and `checkpoints/`, from which
+    running again with the same `out` resumes. Never into the installed package: to ship new zoo
+    weights, copy the three files into mia_tf/zoo/ by hand.
 
     `callbacks` (Keras callbacks, for example TensorBoard) run after the built-in ones, so they
     see each epoch's checkpoint already written. `init_weights` (a .weights.h5 of the same model)
@@ -215,10 +220,11 @@ def train(dataset, out=None, epochs=None, batch_size=None, checkpoint_dir=None,
     if epochs < 1 or batch_size < 1:
         raise UsageError("epochs and batch size must be positive integers")
     zoo_name = models_lib.DEFAULT_MODEL[spec.name]
-    out = out or models_lib.zoo_weights_path(zoo_name)
-    if not str(out).endswith(".weights.h5"):
-        raise UsageError(f"--out must end in .weights.h5 (got {out})")
-    checkpoint_dir = checkpoint_dir or os.path.join("checkpoints", f"train_{spec.name}")
+    out_dir = out or os.path.join("runs", f"train_{spec.name}")
+    if str(out_dir).endswith(".h5") or os.path.isfile(out_dir):
+        raise UsageError(f"out is a directory (weights, report and checkpoints go inside it), got the file {out_dir}")
+    out = os.path.join(out_dir, f"{zoo_name}.weights.h5")
+    checkpoint_dir = os.path.join(out_dir, "checkpoints")
 
     x_train, y_train = data_lib.load(spec.name, "train", data_dir)
     x_test, y_test = data_lib.load(spec.name, "test", data_dir)

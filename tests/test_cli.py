@@ -1,7 +1,9 @@
 import os
 import socket
 
-from conftest import REFERENCE_WEIGHTS, mia_tf, mia_tf_in_process
+from mia_tf import data
+
+from conftest import mia_tf, mia_tf_in_process
 
 
 def test_help_explains_every_verb():
@@ -11,16 +13,16 @@ def test_help_explains_every_verb():
         assert verb in result.stdout + result.stderr
     result = mia_tf_in_process("train", "--help")
     train_help = result.stdout + result.stderr
-    for option in ("DATASET", "--epochs", "--strategy", "--checkpoint_dir", "--data_dir", "--limit"):
+    for option in ("DATASET", "--epochs", "--strategy", "--out", "--data-dir", "--limit", "--batch-size"):
         assert option in train_help
     result = mia_tf_in_process("serve", "--help")
     serve_help = result.stdout + result.stderr
-    for option in ("--host", "127.0.0.1", "--intercept_log", "--max_body_bytes"):
+    for option in ("--host", "127.0.0.1", "--intercept-log", "--max-body-bytes"):
         assert option in serve_help
 
 
 def test_layers_prints_every_split_point():
-    result = mia_tf("layers", "--model", "he2019_lenet")
+    result = mia_tf("layers", "--model", "lenet_mnist")
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[3:]}
     assert rows["relu2"][1:3] == ["8x8x16", "4096"]
@@ -29,11 +31,11 @@ def test_layers_prints_every_split_point():
 
 
 def test_evaluate_on_the_shipped_sample_and_the_full_test_set(data_dir):
-    result = mia_tf("evaluate", "--model", "he2019_lenet")
+    result = mia_tf_in_process("evaluate", "--model", "lenet_mnist")
     assert result.returncode == 0, result.stderr
-    assert "shipped sample (test images 0-999)" in result.stdout and "98.50 %" in result.stdout
-    result = mia_tf("evaluate", "--model", "he2019_lenet", "--full", "--data-dir", data_dir)
-    assert "full test set (10000 images)" in result.stdout and "99.01 %" in result.stdout
+    assert "shipped sample (test images 0-999)" in result.stdout and "99.60 %" in result.stdout
+    result = mia_tf_in_process("evaluate", "--model", "lenet_mnist", "--data-dir", data_dir)
+    assert "full test set (10000 images)" in result.stdout and "99.50 %" in result.stdout
 
 
 def _one_line_error(result, *fragments):
@@ -47,15 +49,17 @@ def _one_line_error(result, *fragments):
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path):
     # one real process shows what a user sees; the rest run in-process (same code and exit code)
     _one_line_error(mia_tf("evaluate", "--dataset", "svhn"), "unknown data set 'svhn'")
-    _one_line_error(mia_tf_in_process("layers", "--model", str(REFERENCE_WEIGHTS)), "not a .keras model file")
+    _one_line_error(mia_tf_in_process("layers", "--model", str(data.sample_path("mnist"))), "not a .keras model file")
     junk = tmp_path / "model.keras"
     junk.write_text("hello")
     _one_line_error(mia_tf_in_process("layers", "--model", str(junk)), "not a loadable Keras model")
     empty = tmp_path / "empty"
     empty.mkdir()
-    out = tmp_path / "out" / "m.weights.h5"
+    out = tmp_path / "out" / "run"
     _one_line_error(mia_tf_in_process("train", "--dataset", "mnist", "--data-dir", str(empty), "--out", str(out)),
                     "mnist.npz not found")
+    _one_line_error(mia_tf_in_process("train", "--dataset", "mnist", "--out", str(tmp_path / "m.weights.h5")),
+                    "out is a directory")
     _one_line_error(mia_tf_in_process("evaluate", "--dataset", "cifar10", "--model", "lenet_mnist"),
                     "is for mnist, not cifar10")
     assert not out.exists() and not (tmp_path / "log").exists() and sorted(os.listdir(tmp_path)) == ["empty", "model.keras"]
@@ -78,3 +82,22 @@ def test_export_and_serve_refuse_bad_input_before_work(tmp_path):
                                           str(busy.getsockname()[1]), "--intercept-log", str(tmp_path / "log")),
                         "cannot listen", "pick another --port")
     assert not out.exists() and not (tmp_path / "log").exists()
+
+
+def test_options_are_checked_before_any_work(tmp_path):
+    out = tmp_path / "run"
+    # a misspelt option used to run the whole default attack and complain only afterwards
+    _one_line_error(mia_tf("whitebox", "--layer", "relu2", "--stpes", "10", "--out", str(out)),
+                    "whitebox has no option --stpes (did you mean --steps?)")
+    _one_line_error(mia_tf_in_process("whitebox", "--steps", "10"), "whitebox needs --layer")
+    _one_line_error(mia_tf_in_process("whitebox", "relu2"), "bare word 'relu2'")
+    _one_line_error(mia_tf_in_process("whitebx", "--layer", "relu2"), "unknown verb 'whitebx' (did you mean whitebox?)")
+    _one_line_error(mia_tf_in_process("evaluate", "--full=maybe"), "--full takes true or false")
+    _one_line_error(mia_tf_in_process("evaluate", "--model", "a", "--model", "b"), "--model is given twice")
+    _one_line_error(mia_tf_in_process("serve", "--layer"), "--layer needs a value")
+    assert not out.exists()
+    # fire read --full=false as the (true) string "false": now it is the boolean, so the sample is scored
+    result = mia_tf_in_process("evaluate", "--model", "lenet_mnist", "--full=false")
+    assert result.returncode == 0 and "shipped sample" in result.stdout, result.stderr
+    help_text = mia_tf_in_process("whitebox", "--help").stdout
+    assert "--learning-rate" in help_text and "--learning_rate" not in help_text

@@ -9,11 +9,9 @@ from mia_tf.attacks import cache, inverse_network, learned_prior, whitebox
 from mia_tf.errors import UsageError
 from mia_tf.split import split
 
-from conftest import REFERENCE_WEIGHTS
-
 
 def test_decoder_prior_is_cached_and_beats_a_zero_start(tmp_path, data_dir):
-    model = models.load_he2019_lenet(str(REFERENCE_WEIGHTS))
+    model = models.load_model("lenet_mnist")[0]
     head, _ = split(model, "relu2")
     sha = models.weights_sha256(model)
     settings = inverse_network.DecoderSettings(family="best", epochs=1, width=16)

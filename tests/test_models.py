@@ -5,7 +5,6 @@ from mia_tf import data, models
 from mia_tf.errors import UsageError
 from mia_tf.train import accuracy
 
-from conftest import REFERENCE_WEIGHTS
 
 PAPER_LAYERS = {
     "lenet_mnist": ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "flatten",
@@ -29,8 +28,8 @@ def test_layer_names_and_shapes_follow_the_paper(name):
         assert shapes["relu32"] == (8, 8, 128) and shapes["flatten"] == (2048,)
 
 
-def test_authors_lenet_reproduces_their_accuracy(data_dir):
-    model = models.load_he2019_lenet(str(REFERENCE_WEIGHTS))
+def test_authors_lenet_reproduces_their_accuracy(data_dir, reference_weights):
+    model = models.load_he2019_lenet(reference_weights)
     x, y = data.load("mnist", "test", data_dir)
     assert accuracy(model, x, y, "mnist") == pytest.approx(0.9901, abs=1e-4)
 
@@ -55,20 +54,30 @@ def test_shipped_cifar_cnn_accuracy_on_lossless_and_jpeg_test_images(data_dir):
     assert lossless > accuracy(model, jpeg_x[:1000], jpeg_y[:1000], dataset)
 
 
+def _authors_layout_with_a_short_conv2():
+    """Arrays laid out as the authors' npz (PyTorch shapes), with conv2 cut to 8 filters."""
+    arrays = {}
+    for layer in models.lenet_mnist().layers:
+        if layer.name in ("conv1", "conv2", "fc1", "fc2", "fc3"):
+            kernel, bias = layer.get_weights()
+            kernel = kernel.transpose(3, 2, 0, 1) if kernel.ndim == 4 else kernel.T  # HWIO -> OIHW, (in, out) -> (out, in)
+            arrays[f"{layer.name}.weight"], arrays[f"{layer.name}.bias"] = kernel, bias
+    arrays["conv2.weight"] = arrays["conv2.weight"][:8]
+    return arrays
+
+
 def test_bad_model_files(tmp_path):
     junk = tmp_path / "junk.keras"
     junk.write_bytes(b"not a zip archive")
     with pytest.raises(UsageError, match="not a loadable Keras model"):
         models.load_model(str(junk))
     with pytest.raises(UsageError, match="not a .keras model file"):
-        models.load_model(str(REFERENCE_WEIGHTS))
+        models.load_model(str(data.sample_path("mnist")))
     with pytest.raises(UsageError, match="neither a zoo name"):
         models.load_model("resnet9000")
     with pytest.raises(UsageError, match="wrong shape"):
         bad = tmp_path / "bad.npz"
-        arrays = dict(np.load(REFERENCE_WEIGHTS))
-        arrays["conv2.weight"] = arrays["conv2.weight"][:8]
-        np.savez(bad, **arrays)
+        np.savez(bad, **_authors_layout_with_a_short_conv2())
         models.load_he2019_lenet(str(bad))
 
 

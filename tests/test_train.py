@@ -18,13 +18,12 @@ class Kill(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch == 1:
             os.kill(os.getpid(), signal.SIGKILL)
-train.train("mnist", out={out!r}, epochs=3, limit=256, checkpoint_dir={ckpt!r},
-            data_dir={data!r}, verbose=0, callbacks=[Kill()])
+train.train("mnist", out={out!r}, epochs=3, limit=256, data_dir={data!r}, verbose=0, callbacks=[Kill()])
 """
 
 RESUME = """
 from mia_tf import train
-train.train("mnist", out={out!r}, epochs=3, limit=256, checkpoint_dir={ckpt!r}, data_dir={data!r}, verbose=0)
+train.train("mnist", out={out!r}, epochs=3, limit=256, data_dir={data!r}, verbose=0)
 """
 
 TWO_CPU_DEVICES = """
@@ -33,7 +32,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from mia_tf import train
 report = train.train("mnist", out={out!r}, epochs=1, batch_size=16, limit=256,
-                     checkpoint_dir={ckpt!r}, data_dir={data!r}, strategy="mirrored", verbose=0)
+                     data_dir={data!r}, strategy="mirrored", verbose=0)
 print("REPORT", json.dumps(report))
 """
 
@@ -45,32 +44,31 @@ def _run(code, **kwargs):
 
 
 def test_training_resumes_after_a_kill(tmp_path, data_dir):
-    paths = dict(out=str(tmp_path / "lenet.weights.h5"), ckpt=str(tmp_path / "ckpt"), data=data_dir)
+    paths = dict(out=str(tmp_path / "run"), data=data_dir)
     killed = _run(KILL_AFTER_SECOND_EPOCH, **paths)
     assert killed.returncode == -9, killed.stderr[-2000:]
-    assert not os.path.exists(paths["out"])  # nothing final written by the killed run
+    assert not os.path.exists(tmp_path / "run" / "lenet_mnist.weights.h5")  # nothing final written by the killed run
 
     resumed = _run(RESUME, **paths)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    with open(tmp_path / "ckpt" / "history.csv") as f:
+    with open(tmp_path / "run" / "checkpoints" / "history.csv") as f:
         epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
     assert epochs == [0, 1, 2]  # the second run did only the epoch the first one never finished
-    report = json.loads((tmp_path / "lenet.json").read_text())
+    report = json.loads((tmp_path / "run" / "lenet_mnist.json").read_text())
     assert report["test_images"] == 10000 and report["train_images"] == 256
     # 3 epochs on 256 images land near 0.3 (one CI run: 0.2967; CPU thread order varies it):
     # twice chance (0.1) shows a trained model without failing on that spread.
     assert report["test_accuracy"] > 0.2
-    with open(tmp_path / "lenet.history.csv") as f:
+    with open(tmp_path / "run" / "lenet_mnist.history.csv") as f:
         assert [int(row["epoch"]) for row in csv.DictReader(f)] == [0, 1, 2]
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path, data_dir):
-    result = _run(TWO_CPU_DEVICES, out=str(tmp_path / "lenet.weights.h5"), ckpt=str(tmp_path / "ckpt"),
-                  data=data_dir)
+    result = _run(TWO_CPU_DEVICES, out=str(tmp_path / "run"), data=data_dir)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.split("REPORT", 1)[1])
     assert report["replicas"] == 2 and report["strategy"] == "mirrored"
-    assert os.path.getsize(tmp_path / "lenet.weights.h5") > 100_000
+    assert os.path.getsize(tmp_path / "run" / "lenet_mnist.weights.h5") > 100_000
 
 
 def test_unknown_strategy_is_a_usage_error():
@@ -86,12 +84,14 @@ def test_warm_restart_starts_from_trained_weights(tmp_path, data_dir):
     from mia_tf.errors import UsageError
 
     shipped = models.zoo_weights_path("lenet_mnist")
-    report = train.train("mnist", out=str(tmp_path / "m.weights.h5"), epochs=1, limit=64, learning_rate=1e-5,
-                         checkpoint_dir=str(tmp_path / "ckpt"), data_dir=data_dir, verbose=0, init_weights=shipped)
+    report = train.train("mnist", out=str(tmp_path / "run"), epochs=1, limit=64, learning_rate=1e-5,
+                         data_dir=data_dir, verbose=0, init_weights=shipped)
     assert report["test_accuracy"] > 0.98  # 64 images at lr 1e-5 could never train LeNet from scratch
     assert report["init_weights"]["file"] == "lenet_mnist.weights.h5"
     with pytest.raises(UsageError, match="not found"):
         train.train("mnist", init_weights=str(tmp_path / "none.weights.h5"), data_dir=data_dir)
+    with pytest.raises(UsageError, match="out is a directory"):
+        train.train("mnist", out=str(tmp_path / "m.weights.h5"), data_dir=data_dir)
 
 
 def test_cutout_blanks_one_square_of_at_most_size_squared_pixels_per_image():

@@ -8,12 +8,10 @@ from mia_tf.attacks import whitebox
 from mia_tf.errors import UsageError
 from mia_tf.split import split
 
-from conftest import REFERENCE_WEIGHTS
-
 
 @pytest.fixture(scope="module")
 def lenet():
-    return models.load_he2019_lenet(str(REFERENCE_WEIGHTS))
+    return models.load_model("lenet_mnist")[0]
 
 
 @pytest.fixture(scope="module")
