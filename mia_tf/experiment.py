@@ -141,3 +141,15 @@ class TensorBoardLog:
                 tf.summary.image("originals", originals, step=0, max_outputs=max_images)
             tf.summary.image("reconstructions", reconstructions, step=0, max_outputs=max_images)
         self.writer.flush()
+
+
+def score_rmle_checkpoint(checkpoint, dataset, images):
+    """(steps done, summary of PSNR / SSIM) of the images held in an rMLE checkpoint."""
+    _, truth, _ = data_lib.victims(dataset, images)
+    with np.load(checkpoint) as saved:
+        current, done = saved["x"], int(saved["done"])
+    if current.shape != truth.shape[:1] + tuple(data_lib.spec(dataset).image_shape):
+        raise UsageError(f"{checkpoint} holds images of shape {current.shape}, not {len(truth)} {dataset} "
+                         f"images: give the --images the run was started with")
+    pixels = data_lib.denormalize(current, dataset)
+    return done, metrics_lib.evaluate(truth.astype(np.float32) / 255.0, pixels)["summary"]

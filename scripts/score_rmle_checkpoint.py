@@ -10,23 +10,7 @@ run was started on (`--images`, as given to the attack verb), with the step they
 
 import argparse
 
-import numpy as np
-
-from mia_tf import data as data_lib
-from mia_tf import metrics as metrics_lib
-from mia_tf.errors import UsageError
-
-
-def score(checkpoint, dataset, images):
-    """(steps done, summary of PSNR / SSIM) of the images held in an rMLE checkpoint."""
-    _, truth, _ = data_lib.victims(dataset, images)
-    with np.load(checkpoint) as saved:
-        current, done = saved["x"], int(saved["done"])
-    if current.shape != truth.shape[:1] + tuple(data_lib.spec(dataset).image_shape):
-        raise UsageError(f"{checkpoint} holds images of shape {current.shape}, not {len(truth)} {dataset} "
-                         f"images: give the --images the run was started with")
-    pixels = data_lib.denormalize(current, dataset)
-    return done, metrics_lib.evaluate(truth.astype(np.float32) / 255.0, pixels)["summary"]
+from mia_tf.experiment import score_rmle_checkpoint
 
 
 def main():
@@ -35,7 +19,7 @@ def main():
     parser.add_argument("--dataset", required=True, choices=["mnist", "cifar10"])
     parser.add_argument("--images", default="paper10", help="the victims of the run: paper10, N or a-b")
     args = parser.parse_args()
-    done, summary = score(args.checkpoint, args.dataset, args.images)
+    done, summary = score_rmle_checkpoint(args.checkpoint, args.dataset, args.images)
     print(f"{args.checkpoint}: step {done}, PSNR {summary['psnr']['mean']:.2f} dB, "
           f"SSIM (paper) {summary['ssim_paper']['mean']:.4f}, SSIM (standard) {summary['ssim_standard']['mean']:.4f}")
 

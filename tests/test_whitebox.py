@@ -142,7 +142,7 @@ def test_progress_lines_log_the_first_and_last_step_and_at_most_one_a_minute_bet
 
 
 def test_an_unfinished_runs_checkpoint_is_scored_against_its_victims(lenet, victims, tmp_path, monkeypatch):
-    from scripts.score_rmle_checkpoint import score
+    from mia_tf.experiment import score_rmle_checkpoint as score
 
     images, x = victims
     head, _ = split(lenet, "relu2")

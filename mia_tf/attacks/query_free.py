@@ -20,7 +20,7 @@ otherwise. rMLE refinement of the decoder's guess through the shadow helps in so
 hurts in others, and a mismatched shadow leaves a grey veil that a levels map (black and white
 points) lifts, so `best` decides both per cell by cross-shadow validation on the attacker's own
 images (`cross_shadow_validation`). It trains three shadows and keeps, per victim, the
-reconstruction whose shadow best explains the intercepted features. `scripts/queryfree_ablation.py`
+reconstruction whose shadow best explains the intercepted features. `experiments/queryfree_ablation/`
 measures each part, and what did not help; figures in results/queryfree_ablation/.
 """
 

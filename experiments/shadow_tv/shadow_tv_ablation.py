@@ -5,7 +5,7 @@ paper's absolute lambda_TV (10 at CIFAR relu22, 1000 at relu32), which the shipp
 features cannot stand against: the full relu22 cell came out washed grey, 12.73 dB. This script
 runs the short version of that attack with several weights so the choice rests on a measurement:
 
-    python scripts/shadow_tv_ablation.py --dataset cifar10 --layer relu22 --images 0-19 --steps 1000 \
+    python experiments/shadow_tv/shadow_tv_ablation.py --dataset cifar10 --layer relu22 --images 0-19 --steps 1000 \
         --tv 10 1 rule --out results/shadow_tv_ablation/cifar10_relu22.md
 
 The shadow is the black-box verb's (`--data same`, all queries), loaded from the attack cache; it is

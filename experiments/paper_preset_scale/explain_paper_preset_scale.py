@@ -12,11 +12,11 @@ RMS of the victims' features, RMS of the rMLE gradient at the zero start) beside
 preset's PSNR, and the same with epsilon 1e-8 (Adam as scale-free as it is meant to be).
 
     git show 036adff:mia_tf/zoo/cifar10_cnn.weights.h5 > /tmp/cifar10_cnn_50_epochs.weights.h5
-    python scripts/explain_paper_preset_scale.py --weights 50-epochs=/tmp/cifar10_cnn_50_epochs.weights.h5 \
+    python experiments/paper_preset_scale/explain_paper_preset_scale.py --weights 50-epochs=/tmp/cifar10_cnn_50_epochs.weights.h5 \
         --layers conv11,relu22,relu32 --epsilons 1e-3 --out results/whitebox_paper_preset_scale/50_epochs.md
-    python scripts/explain_paper_preset_scale.py --weights shipped=mia_tf/zoo/cifar10_cnn.weights.h5 \
+    python experiments/paper_preset_scale/explain_paper_preset_scale.py --weights shipped=mia_tf/zoo/cifar10_cnn.weights.h5 \
         --layers conv11 --epsilons 1e-3,1e-8 --out results/whitebox_paper_preset_scale/shipped.md
-    python scripts/explain_paper_preset_scale.py --weights shipped=mia_tf/zoo/cifar10_cnn.weights.h5 \
+    python experiments/paper_preset_scale/explain_paper_preset_scale.py --weights shipped=mia_tf/zoo/cifar10_cnn.weights.h5 \
         --layers relu22 --epsilons 1e-3 --out results/whitebox_paper_preset_scale/shipped_relu22.md
 
 (036adff is the commit that shipped the CNN after its first 50 epochs, before the warm restart
@@ -89,7 +89,7 @@ def main():
     text = "\n".join([
         "# The paper preset and the scale of the head (CIFAR-10 CNN, the paper's 10 victims)",
         "",
-        f"Command: `python scripts/explain_paper_preset_scale.py {weights} --layers {args.layers} "
+        f"Command: `python experiments/paper_preset_scale/explain_paper_preset_scale.py {weights} --layers {args.layers} "
         f"--epsilons {args.epsilons} --out {args.out}`. Machine: {machine}; {time.time() - started:.0f} s.",
         "Preset `paper` (5000 Adam steps, lr 1e-2, amsgrad, zero start, the authors' lambda_TV), Adam's epsilon "
         "as in the column. Gradient: RMS of d(feature loss)/dx at the zero start.",

@@ -5,7 +5,7 @@ directly; SSIM rewards local structure and contrast, which a mean-seeking MSE de
 row trains the `best` decoder family on the same query pairs with loss
 MSE + w * (1 - SSIM) (`inverse_network.mse_ssim_loss`) and scores it on the victims.
 
-    python scripts/decoder_loss_ablation.py --dataset mnist --layer relu2 --data dist --epochs 5 \
+    python experiments/decoder_loss/decoder_loss_ablation.py --dataset mnist --layer relu2 --data dist --epochs 5 \
         --weights 0 0.1 0.5 --out results/decoder_loss/mnist_relu2_dist.md
 """
 
@@ -50,7 +50,7 @@ def main():
     text = "\n".join([
         f"# Decoder loss: MSE + w (1 - SSIM), {args.dataset} {args.layer}, {args.data} data",
         "",
-        f"Made by `python scripts/decoder_loss_ablation.py --dataset {args.dataset} --layer {args.layer} "
+        f"Made by `python experiments/decoder_loss/decoder_loss_ablation.py --dataset {args.dataset} --layer {args.layer} "
         f"--data {args.data} --epochs {args.epochs} --weights {' '.join(f'{w:g}' for w in args.weights)} "
         f"--out {args.out}`",
         f"in {time.time() - started:.0f} s on {platform.machine()}, {os.cpu_count()} cores (decoders cached after",

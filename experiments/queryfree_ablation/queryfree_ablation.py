@@ -16,7 +16,7 @@ inverting the real features through the shadow then fails. Each row changes one 
 "feature gap" = ||shadow(x) - f1(x)|| / ||f1(x)|| on the victims' true images: how far the
 shadow's features are from the real ones (the attacker cannot measure it; it explains the rows).
 
-    python scripts/queryfree_ablation.py --dataset mnist --layer relu2 --data dist --images 0-99 \
+    python experiments/queryfree_ablation/queryfree_ablation.py --dataset mnist --layer relu2 --data dist --images 0-99 \
         --out results/queryfree_ablation/mnist_relu2_dist_same.md
 """
 
@@ -153,7 +153,7 @@ def main():
             inverse_network.invert(decoder, features), None, time.time() - began, None)
 
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}"
-    command = (f"python scripts/queryfree_ablation.py --dataset {dataset} --layer {args.layer} --data {args.data} "
+    command = (f"python experiments/queryfree_ablation/queryfree_ablation.py --dataset {dataset} --layer {args.layer} --data {args.data} "
                f"--net {args.net} --images {args.images} --epochs {args.epochs} --seeds {args.seeds} --out {args.out}")
     text = "\n".join([
         f"# Query-free attack, what each idea adds: {dataset} {args.layer}, {args.data} data, {args.net} net",

@@ -5,7 +5,7 @@ The black-box `best` decoder trained on noise queries draws MNIST digits on a gr
 final guess in another way, using only what the attacker has (the oracle, the intercepted
 features), except the last row, which uses the victims' truth to show how far the maps could go:
 
-    python scripts/levels_check_ablation.py --dataset mnist --layer relu2 --out results/levels_check.md
+    python experiments/levels_check/levels_check_ablation.py --dataset mnist --layer relu2 --out results/levels_check.md
 
 The decoder comes from the attack cache (the one `python -m mia_tf blackbox --data noise
 --preset best` trains); without it, this trains it first (about 20 min alone on the 2 cores).
@@ -68,7 +68,7 @@ def main():
             [int(np.argmax(psnrs.mean(axis=1)))] * count, "-"),
     ]
     title = f"Levels check of the noise-trained decoder, {args.dataset} {args.layer}"
-    notes = [f"Made by `python scripts/levels_check_ablation.py --dataset {args.dataset} --layer {args.layer} "
+    notes = [f"Made by `python experiments/levels_check/levels_check_ablation.py --dataset {args.dataset} --layer {args.layer} "
              f"--images {args.images} --out {args.out}` in {time.time() - started:.0f} s on {platform.machine()}, "
              f"{os.cpu_count()} cores. Victims: test images {args.images}. The maps are "
              f"clip((p - black) / (white - black)) for black in {levels_check.BLACK_POINTS}, white in "
