@@ -204,7 +204,7 @@ class Cli:
           data_dir: directory with <dataset>.npz (the attacker's images); default $MIA_TF_DATA_DIR.
           cache_dir: where trained decoders and query answers are kept (default $MIA_TF_CACHE,
             else ~/.cache/mia_tf).
-          strategy: default, mirrored or multiworker (tf.distribute, as for `train`).
+          strategy: default or mirrored (tf.distribute, as for `train`).
           features: attack the features in an intercept log of `python -m mia_tf serve`.
           seed: random seed for the decoder's and the shadow's initial weights and batch order.
           compute_dtype: bfloat16 or float16: the shadow's arithmetic in rMLE (as for `whitebox`).
@@ -266,7 +266,7 @@ class Cli:
           logdir: if given, TensorBoard images are written there.
           data_dir: directory with <dataset>.npz (the attacker's images); default $MIA_TF_DATA_DIR.
           cache_dir: where trained shadows are kept (default $MIA_TF_CACHE, else ~/.cache/mia_tf).
-          strategy: default, mirrored or multiworker (tf.distribute, as for `train`).
+          strategy: default or mirrored (tf.distribute, as for `train`).
           features: attack the features in an intercept log of `python -m mia_tf serve`.
           seed: random seed for the (first) shadow's initial weights and batch order.
           train_dtype: bfloat16 or float16: the shadows' (and the best preset's decoders')
@@ -430,8 +430,7 @@ class Cli:
           out: output directory (default runs/train_<dataset>): <model>.weights.h5 with its .json
             report and .history.csv, and checkpoints/ (per epoch; running again with the same
             --out resumes there). The shipped zoo weights are never overwritten.
-          strategy: default (one device), mirrored (all local GPUs, or all logical CPUs) or
-            multiworker (several machines, each configured by TF_CONFIG).
+          strategy: default (one device) or mirrored (all local GPUs, or all logical CPUs).
           data_dir: directory with <dataset>.npz; default $MIA_TF_DATA_DIR, else tensorflow_datasets.
           limit: train on only the first N training images (for quick checks).
           seed: random seed for initialisation, shuffling and augmentation.

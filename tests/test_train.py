@@ -77,6 +77,8 @@ def test_unknown_strategy_is_a_usage_error():
 
     with pytest.raises(UsageError, match="default, mirrored, multiworker"):
         make_strategy("tpu")
+    with pytest.raises(UsageError, match="'multiworker' is not supported yet"):
+        make_strategy("multiworker")
 
 
 def test_warm_restart_starts_from_trained_weights(tmp_path, data_dir):
