@@ -85,3 +85,26 @@ def pytest_collection_finish(session):
     # An empty selection would make pytest exit 5 ("no tests"): fail loudly instead.
     if not session.items:
         raise pytest.UsageError("no tests were selected: check the test paths and the -m filter")
+
+
+def featureless_psnr(dataset, images):
+    """The best mean PSNR a guess made without any features scores on `images` (uint8 NHWC victims):
+    a black image, a constant grey at the sample's mean pixel, or the sample's mean image (the
+    shipped test images 0-999, victims included, so the bar is if anything high)."""
+    import numpy as np
+
+    from mia_tf import data, metrics
+
+    sample = data.load_sample(dataset)[0].astype(np.float32) / 255.0
+    truth = images.astype(np.float32) / 255.0
+    guesses = [np.zeros_like(truth), np.full_like(truth, sample.mean()), np.broadcast_to(sample.mean(axis=0), truth.shape)]
+    return max(float(metrics.psnr(truth, guess).mean()) for guess in guesses)
+
+
+def assert_beats_featureless(psnr, dataset, victims, margin):
+    """`psnr` (a mean over `victims`: "paper10", N or "a-b") is at least `margin` dB above every
+    featureless guess: a floor that a blank or mean image cannot pass."""
+    from mia_tf import data
+
+    floor = featureless_psnr(dataset, data.victims(dataset, victims)[1])
+    assert psnr > floor + margin, f"{psnr:.2f} dB is not {margin} dB above the featureless {floor:.2f} dB"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import mia_tf
-from conftest import ROOT, mia_tf as run_cli, mia_tf_in_process
+from conftest import ROOT, assert_beats_featureless, mia_tf as run_cli, mia_tf_in_process
 from mia_tf.attacks import cache as cache_lib
 from mia_tf.attacks import inverse_network, levels_check, query_free
 from mia_tf.errors import UsageError
@@ -57,13 +57,15 @@ def test_a_different_structure_is_derived_for_heads_outside_the_zoo():
 
 
 def test_shadow_through_the_tail_then_rmle_via_the_cli(tmp_path, data_dir):
-    args = ("queryfree", "--layer", "relu2", "--data", "dist", "--net", "same", "--epochs", "2", "--limit", "4096",
+    # conv1, where the authors' attack works (at relu2 it does not beat a featureless guess)
+    args = ("queryfree", "--layer", "conv1", "--data", "dist", "--net", "same", "--epochs", "2", "--limit", "4096",
             "--data-dir", data_dir, "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "qf"))
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr
     record = json.load(open(tmp_path / "qf" / "metrics.json"))
     assert record["attack"] == "queryfree" and record["net"] == "same" and record["shadows"][0]["rmle"]["steps"] == 500
-    assert record["summary"]["psnr"]["mean"] > 6.0 and not record["shadows"][0]["from_cache"]
+    assert not record["shadows"][0]["from_cache"]
+    assert_beats_featureless(record["summary"]["psnr"]["mean"], "mnist", "paper10", margin=3)  # 15.90 measured
     assert "rMLE through shadow 1 of 1: step 500 of 500" in result.stderr  # long runs show they move
     again = run_cli(*args)
     assert again.returncode == 0 and "loaded from" in again.stderr
@@ -110,10 +112,10 @@ def test_best_preset_via_the_cli_trains_a_decoder_through_the_shadow(tmp_path, d
     # the identity map (bound 0) is among those tried, so the chosen map's bound is not below it
     assert query_free.gain_lower_bound(refinement["levels_pair_gains_db"]) > -0.01  # gains kept to 0.001 dB
     before = refinement["victims_before_levels"]  # the report's view: the victims scored without the map
-    assert set(before) == {"psnr", "ssim_paper", "ssim_standard"} and before["psnr"] > 6.0
+    assert set(before) == {"psnr", "ssim_paper", "ssim_standard"} and np.isfinite(before["psnr"])
     assert "dB on 100 of the attacker's images" in result.stderr and ", then levels " in result.stderr
     assert sum(record["chosen_shadow_counts"]) == 10 and len(record["mean_feature_residual"]) == 2
-    assert record["summary"]["psnr"]["mean"] > 6.0
+    # (a plumbing test: 64 images and one epoch teach the shadows nothing; quality is the next test's)
     # The README's figures and shadow and decoder times come from these two summaries of such records.
     for script in ("collect_results", "queryfree_training"):
         summary = subprocess.run([sys.executable, f"scripts/{script}.py", str(tmp_path),
@@ -126,6 +128,16 @@ def test_best_preset_via_the_cli_trains_a_decoder_through_the_shadow(tmp_path, d
     decoder_seconds = [f"{s['decoder_training']['seconds']:.0f}" for s in record["shadows"]]
     assert " / ".join(decoder_seconds) in row and row.split()[-1] == f"{record['seconds']:.0f}"
     assert f"{before['psnr']:.2f} / {before['ssim_paper']:.3f}" in row
+
+
+def test_best_preset_rebuilds_the_digits_through_an_affine_shadow(tmp_path, data_dir):
+    # conv1 is affine: the best shadow is too, and least squares through it rebuilds the digits
+    result = run_cli("queryfree", "--layer", "conv1", "--data", "dist", "--preset", "best", "--shadows", "1",
+                     "--epochs", "2", "--limit", "4096", "--data-dir", data_dir, "--cache-dir", str(tmp_path / "cache"),
+                     "--out", str(tmp_path / "qf"))
+    assert result.returncode == 0, result.stderr
+    record = json.load(open(tmp_path / "qf" / "metrics.json"))
+    assert_beats_featureless(record["summary"]["psnr"]["mean"], "mnist", "paper10", margin=6)  # 20.57 measured
 
 
 def test_the_reconstruction_a_shadow_explains_best_is_kept():
