@@ -40,6 +40,7 @@ def test_shipped_lenet_beats_the_authors_accuracy(data_dir):
     assert accuracy(model, x, y, dataset) >= 0.991  # the authors' 99.14 %; 99.50 % measured
 
 
+@pytest.mark.slow
 def test_shipped_cifar_cnn_accuracy_on_lossless_and_jpeg_test_images(data_dir):
     """The authors report 87.19 % on the original CIFAR-10 test set. Here the whole test set exists
     only as a JPEG-derived copy (../shared/data/README.md), which costs this model about 4 points on

@@ -1,0 +1,36 @@
+"""The CLI gives the committed results again: a rerun of a committed cell agrees within 0.01 dB.
+
+These cells are deterministic (rMLE from zeros on fixed weights); what may differ between runs is
+the last bits of float arithmetic under thread scheduling, far below 0.01 dB.
+"""
+
+import json
+
+import pytest
+
+from conftest import ROOT, mia_tf
+
+
+def _rerun_matches(tmp_path, reference_weights, cell, *args):
+    committed = json.loads((ROOT / "results" / "whitebox" / cell / "metrics.json").read_text())
+    out = tmp_path / cell
+    result = mia_tf("whitebox", "--model", "he2019_lenet", *args, "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    rerun = json.loads((out / "metrics.json").read_text())
+    # the committed runs predate compute_dtype (None: float32) and ran XLA-compiled (now a plain graph on a CPU)
+    same_settings = {k: v for k, v in rerun["settings"].items() if k not in ("xla", "compute_dtype")}
+    assert rerun["victims"] == committed["victims"] and rerun["settings"]["compute_dtype"] is None
+    assert same_settings == {k: v for k, v in committed["settings"].items() if k != "xla"}
+    for metric in ("psnr", "ssim_paper"):
+        assert rerun["summary"][metric]["mean"] == pytest.approx(committed["summary"][metric]["mean"], abs=0.01)
+
+
+def test_the_committed_relu2_cell_on_the_papers_10(tmp_path, reference_weights, monkeypatch):
+    monkeypatch.setenv("MIA_TF_REFERENCE_WEIGHTS", reference_weights)
+    _rerun_matches(tmp_path, reference_weights, "he2019_lenet_relu2_paper_paper10", "--layer", "relu2")
+
+
+@pytest.mark.slow
+def test_the_committed_conv1_cell_on_1000_victims(tmp_path, reference_weights, monkeypatch):
+    monkeypatch.setenv("MIA_TF_REFERENCE_WEIGHTS", reference_weights)
+    _rerun_matches(tmp_path, reference_weights, "he2019_lenet_conv1_paper_0-999", "--layer", "conv1", "--images", "0-999")
