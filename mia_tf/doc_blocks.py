@@ -106,7 +106,36 @@ def _blackbox_queries(root):
     return _table(["`best` decoder, dist data", "1,000 queries", "3,000 queries", "all 9,000"], rows)
 
 
-GENERATORS = {"paper-whitebox": _paper_whitebox, "paper-blackbox": _paper_blackbox,
+def _zoo_models(root):
+    """The shipped models from their training reports (mia_tf/zoo/<model>.json)."""
+    import json
+
+    rows = []
+    for name in ("lenet_mnist", "cifar10_cnn"):
+        with open(os.path.join(root, "mia_tf", "zoo", f"{name}.json")) as f:
+            report = json.load(f)
+        recipe = report["recipe"]
+        start = "warm restart of trained weights" if report.get("init_weights") else "from scratch"
+        rows.append([f"`{name}`", report["dataset"], f"{100 * report['test_accuracy']:.2f} % ({report['test_images']:,})",
+                     f"{recipe['epochs']} epochs {start}, lr {recipe['learning_rate']:g}, weight decay "
+                     f"{recipe.get('weight_decay', 0):g}, cutout {recipe.get('cutout', 0)}",
+                     f"{report['seconds_all_epochs']:,.0f}"])
+    return _table(["zoo name", "data set", "test accuracy (test images)", "recipe", "seconds of epochs"], rows)
+
+
+def _example_own_model(root):
+    """The full-size run of examples/attack_your_own_model.py (results/examples/attack_your_own_model.json)."""
+    import json
+
+    with open(os.path.join(root, "results", "examples", "attack_your_own_model.json")) as f:
+        run = json.load(f)
+    rows = [[f"`{name}`", f"{found['bytes_per_image']:,}", f"{100 * found['device_share_of_flops']:.0f} %",
+             f"{found['whitebox'][0]:.2f} / {found['whitebox'][1]:.3f}", f"{found['blackbox'][0]:.2f} / {found['blackbox'][1]:.3f}"]
+            for name, found in run["splits"].items()]
+    return _table(["cut", "bytes sent per image", "device's share of the FLOPs", "white-box", "black-box"], rows)
+
+
+GENERATORS = {"zoo-models": _zoo_models, "example-own-model": _example_own_model,"paper-whitebox": _paper_whitebox, "paper-blackbox": _paper_blackbox,
               "paper-queryfree": _paper_queryfree, "blackbox-queries": _blackbox_queries}
 
 

@@ -98,7 +98,8 @@ def load_he2019_lenet(path=None):
 
     path = path or os.environ.get(REFERENCE_WEIGHTS_ENV) or DEFAULT_REFERENCE_WEIGHTS
     if not os.path.exists(path):
-        raise UsageError(f"authors' LeNet weights not found at {path}: pass the path or set ${REFERENCE_WEIGHTS_ENV}")
+        raise UsageError(f"the authors' LeNet weights are not shipped (no licence) and not found at {path}: set "
+                         f"${REFERENCE_WEIGHTS_ENV} to their he2019_lenet_mnist_weights.npz (docs/models.md)")
     names = ["conv1", "conv2", "fc1", "fc2", "fc3"]
     keys = [f"{n}.{p}" for n in names for p in ("weight", "bias")]
     arrays = dict(zip(keys, read_npz(path, "reference LeNet", keys)))
