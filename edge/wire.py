@@ -8,8 +8,11 @@ tensor behind a small fixed header, all little-endian:
     | ndim x dim u32 | data (prod(dims) x itemsize bytes, C order)
 
 `scale` and `zero_point` are the TFLite output quantisation of an int8 head (real = scale *
-(q - zero_point)); they are 0.0 and 0 for float tensors. The server and the intercept log use the
-same functions, so the format is defined here once. Only numpy is needed.
+(q - zero_point)); they are 0.0 and 0 for float tensors. The reserved byte is 0. A body whose
+header says anything else (a float tensor with a scale, an integer one with a scale that is not a
+positive finite number or a zero point outside its type) is refused on decode and never encoded:
+the server logs only tensors it can vouch for. The server and the intercept log use the same
+functions, so the format is defined here once. Only numpy is needed.
 """
 
 import struct
@@ -19,7 +22,7 @@ import numpy as np
 CONTENT_TYPE = "application/x-mia-tensor"
 MAGIC = b"MIAT"
 VERSION = 1
-_HEADER = struct.Struct("<4sBBBxfi")
+_HEADER = struct.Struct("<4sBBBBfi")
 _DTYPES = {1: np.dtype("<f4"), 2: np.dtype("i1"), 3: np.dtype("u1"), 4: np.dtype("<f2")}
 _CODES = {dtype: code for code, dtype in _DTYPES.items()}
 MAX_NDIM = 8
@@ -27,6 +30,19 @@ MAX_NDIM = 8
 
 class WireError(ValueError):
     """A body that is not a well-formed tensor in this format; the message says what is wrong."""
+
+
+def _check_quantization(dtype, scale, zero_point):
+    """WireError unless (scale, zero_point) are parameters a tensor of `dtype` can have."""
+    if np.issubdtype(dtype, np.floating):
+        if scale != 0.0 or zero_point != 0:
+            raise WireError(f"a {dtype.name} tensor carries scale 0 and zero point 0, got {scale} and {zero_point}")
+        return
+    info = np.iinfo(dtype)
+    if not (np.isfinite(scale) and scale > 0):
+        raise WireError(f"an {dtype.name} tensor needs a positive finite scale, got {scale}")
+    if not info.min <= zero_point <= info.max:
+        raise WireError(f"an {dtype.name} tensor's zero point lies in [{info.min}, {info.max}], got {zero_point}")
 
 
 def encode(array, scale=0.0, zero_point=0):
@@ -38,7 +54,9 @@ def encode(array, scale=0.0, zero_point=0):
         raise WireError(f"cannot send {array.dtype} tensors: use float32, float16, int8 or uint8")
     if not 1 <= array.ndim <= MAX_NDIM:
         raise WireError(f"a tensor needs 1 to {MAX_NDIM} dimensions, got {array.ndim}")
-    header = _HEADER.pack(MAGIC, VERSION, code, array.ndim, float(scale), int(zero_point))
+    scale = float(np.float32(scale))  # as the header will hold it
+    _check_quantization(_DTYPES[code], scale, int(zero_point))
+    header = _HEADER.pack(MAGIC, VERSION, code, array.ndim, 0, scale, int(zero_point))
     dims = struct.pack(f"<{array.ndim}I", *array.shape)
     return header + dims + array.astype(_DTYPES[code], copy=False).tobytes()
 
@@ -48,13 +66,16 @@ def decode(body):
     body = memoryview(body)
     if len(body) < _HEADER.size:
         raise WireError(f"body of {len(body)} bytes is shorter than the {_HEADER.size}-byte header")
-    magic, version, code, ndim, scale, zero_point = _HEADER.unpack_from(body)
+    magic, version, code, ndim, reserved, scale, zero_point = _HEADER.unpack_from(body)
     if magic != MAGIC:
         raise WireError(f"body does not start with {MAGIC!r}: not a {CONTENT_TYPE} tensor")
     if version != VERSION:
         raise WireError(f"tensor format version {version} is not supported (this side speaks {VERSION})")
     if code not in _DTYPES:
         raise WireError(f"unknown dtype code {code}")
+    if reserved != 0:
+        raise WireError(f"reserved header byte is {reserved}, not 0")
+    _check_quantization(_DTYPES[code], scale, zero_point)
     if not 1 <= ndim <= MAX_NDIM:
         raise WireError(f"a tensor needs 1 to {MAX_NDIM} dimensions, got {ndim}")
     dims_end = _HEADER.size + 4 * ndim

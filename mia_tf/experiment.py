@@ -59,7 +59,7 @@ def prepare(dataset, model, layer, images, features_log=None):
     if images is None and features_log is None:
         images = "paper10"
     indices = None if images is None else data_lib.parse_victims(images, dataset)  # before the slow load
-    observed = None if features_log is None else read_features(features_log, layer)[0]
+    observed = None if features_log is None else read_features(features_log, layer, allow_refused=indices is None)[0]
     if observed is not None and indices is not None and len(indices) != len(observed):
         raise UsageError(f"{features_log} holds {len(observed)} feature tensors but --images names "
                          f"{len(indices)} originals: name the images the edge sent, in order")

@@ -10,12 +10,15 @@ Each record is written with one `write` on a file opened for appending, then flu
 partial record at the very end; readers stop at the first record whose length or CRC does not
 hold and report how many bytes they skipped, and a writer opening the log cuts such a tail off
 before it appends, so every complete record stays readable and no broken one is ever read.
-The attack verbs read it with `--features LOG`.
+The attack verbs read it with `--features LOG`. A record whose CRC holds but whose tensor the
+wire format refuses (written by an older server that did not check headers, or by hand) is left
+out by the readers and named, never read as data.
 """
 
 import json
 import os
 import struct
+import sys
 import threading
 import time
 import zlib
@@ -93,7 +96,9 @@ class InterceptLog:
 
 
 def read_log(path):
-    """(records as (header, array, scale, zero_point), bytes ignored at a torn tail)."""
+    """(records as (header, array, scale, zero_point), bytes ignored at a torn tail, refused records).
+
+    Refused records are (position in the log, why) for whole records the wire format refuses."""
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -103,16 +108,30 @@ def read_log(path):
     records, good = _scan(data)
     if not records and data:
         raise UsageError(f"{path} is not a mia_tf intercept log (no valid record at its start)")
-    return [(header, *wire.decode(payload)) for header, payload in records], len(data) - good
+    decoded, refused = [], []
+    for position, (header, payload) in enumerate(records):
+        try:
+            decoded.append((header, *wire.decode(payload)))
+        except wire.WireError as e:
+            refused.append((position, str(e)))
+    return decoded, len(data) - good, refused
 
 
-def read_features(path, layer=None):
+def read_features(path, layer=None, allow_refused=False):
     """float32 features of every record in the log, concatenated in arrival order, and the headers.
 
     Args:
       layer: if given, every record must come from this split layer (else a UsageError).
+      allow_refused: leave out records the wire format refuses (with a warning on stderr); else
+        they are a UsageError, because the features would no longer line up with their originals.
     """
-    records, _ = read_log(path)
+    records, _, refused = read_log(path)
+    if refused:
+        which = ", ".join(f"#{position} ({why})" for position, why in refused[:3])
+        message = f"{path}: {len(refused)} record(s) hold tensors the wire format refuses: {which}"
+        if not allow_refused:
+            raise UsageError(f"{message}; without --images they are left out and the rest attacked")
+        print(f"warning: {message}; left out", file=sys.stderr)
     if not records:
         raise UsageError(f"the intercept log {path} holds no records yet: run the edge client against the server")
     layers = sorted({header["layer"] for header, *_ in records})

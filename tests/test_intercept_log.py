@@ -1,3 +1,4 @@
+import struct
 import threading
 
 import numpy as np
@@ -19,7 +20,7 @@ def test_records_come_back_in_order_with_who_sent_them(tmp_path):
     _append(log, floats)
     _append(log, np.array([[-128, 0, 1, 127]], np.int8), 0.5, -128)
     log.close()
-    records, torn = read_log(path)
+    records, torn, refused = read_log(path)
     assert torn == 0 and len(records) == 2
     header, array, scale, zero_point = records[1]
     assert header["client"] == "127.0.0.1:5000" and header["layer"] == "relu2" and header["time"] > 0
@@ -41,7 +42,7 @@ def test_a_torn_tail_is_skipped_by_readers_and_cut_by_the_next_writer(tmp_path):
     record_size = len(whole) - two_records  # records differ in length with their time stamps
     for cut in (1, record_size // 2, record_size - 1):  # a crash at any point inside the last write
         path.write_bytes(whole[:-cut])
-        records, torn = read_log(path)
+        records, torn, refused = read_log(path)
         assert len(records) == 2 and torn == record_size - cut
     path.write_bytes(whole[:-5] + b"garbage!")  # the tail overwritten with junk fails its CRC
     assert len(read_log(path)[0]) == 2
@@ -68,7 +69,7 @@ def test_concurrent_appends_never_interleave(tmp_path):
         t.join()
     log.close()
     features, _ = read_features(path)
-    assert len(features) == 400 and read_log(path)[1] == 0
+    assert len(features) == 400 and read_log(path)[1:] == (0, [])
     assert all(np.all(row == row[0]) for row in features)  # every record whole
     assert sorted(features[:, 0]) == sorted(k * 1000 + i for k in range(8) for i in range(50))
 
@@ -91,3 +92,23 @@ def test_bad_logs_and_mismatched_layers_are_clear_errors(tmp_path):
     log.close()
     with pytest.raises(UsageError, match="mixes feature shapes"):
         read_features(path)
+
+
+def test_a_whole_record_the_wire_format_refuses_is_left_out_and_named(tmp_path, capsys):
+    path = tmp_path / "log"
+    log = InterceptLog(path)
+    _append(log, np.zeros((1, 4), np.float32))
+    # what an older server logged from a bit-flipped body: a float tensor with a scale of 2.0
+    flipped = bytearray(wire.encode(np.ones((1, 4), np.float32)))
+    struct.pack_into("<f", flipped, 8, 2.0)
+    log.append(bytes(flipped), "127.0.0.1:5000", "m", "relu2", "binary")
+    _append(log, np.full((1, 4), 3, np.float32))
+    log.close()
+    records, torn, refused = read_log(path)
+    assert len(records) == 2 and torn == 0 and refused == [(1, "a float32 tensor carries scale 0 and zero point 0, "
+                                                                "got 2.0 and 0")]
+    with pytest.raises(UsageError, match="1 record\\(s\\) hold tensors the wire format refuses: #1"):
+        read_features(path)  # with originals named, the features would no longer line up with them
+    features, _ = read_features(path, allow_refused=True)
+    np.testing.assert_array_equal(features, [[0, 0, 0, 0], [3, 3, 3, 3]])
+    assert "left out" in capsys.readouterr().err

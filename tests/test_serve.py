@@ -89,8 +89,9 @@ def test_binary_int8_body_is_dequantised_and_logged_as_sent(server, victims_feat
      400, "NaN"),
     (f"/v1/models/{NAME}:predict", wire.encode(np.zeros((1, 8, 8, 16), np.float64).astype(np.float32))[:-3],
      wire.CONTENT_TYPE, 400, "malformed binary tensor"),
-    (f"/v1/models/{NAME}:predict", wire.encode(np.zeros((1, 8, 8, 16), np.int8)), wire.CONTENT_TYPE,
-     400, "positive scale"),
+    (f"/v1/models/{NAME}:predict", wire.encode(np.zeros((1, 8, 8, 16), np.float32)).replace(b"MIAT\x01\x01\x04\x00",
+                                                                                      b"MIAT\x01\x02\x04\x00", 1),
+     wire.CONTENT_TYPE, 400, "positive finite scale"),  # an int8 tensor with a float's scale of 0
     ("/v1/models/other:predict", b"{}", "application/json", 404, "Servable not found"),
     (f"/v1/models/{NAME}/versions/7:predict", b"{}", "application/json", 404, "version 7"),
     ("/nowhere", b"{}", "application/json", 404, "unknown path"),

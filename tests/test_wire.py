@@ -1,17 +1,52 @@
+import struct
+
 import numpy as np
 import pytest
 
 from edge import wire
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16", "int8", "uint8"])
-def test_round_trip_keeps_values_shape_and_quantisation(dtype):
+@pytest.mark.parametrize("dtype, quantization", [("float32", (0.0, 0)), ("float16", (0.0, 0)),
+                                                  ("int8", (0.25, -7)), ("uint8", (0.25, 7))])
+def test_round_trip_keeps_values_shape_and_quantisation(dtype, quantization):
     rng = np.random.default_rng(0)
     array = (rng.standard_normal((3, 8, 8, 16)) * 50).astype(dtype)
-    decoded, scale, zero_point = wire.decode(wire.encode(array, 0.25, -7))
+    decoded, scale, zero_point = wire.decode(wire.encode(array, *quantization))
     assert decoded.dtype == array.dtype and decoded.shape == array.shape
     np.testing.assert_array_equal(decoded, array)
-    assert (scale, zero_point) == (0.25, -7)
+    assert (scale, zero_point) == quantization
+
+
+def _with_header(body, offset, fmt, value):
+    """`body` with one header field overwritten (a hostile or bit-flipped header)."""
+    patched = bytearray(body)
+    struct.pack_into(fmt, patched, offset, value)
+    return bytes(patched)
+
+
+FLOAT_BODY = wire.encode(np.zeros((1, 4), np.float32))
+INT8_BODY = wire.encode(np.zeros((1, 4), np.int8), 0.5, -3)
+
+
+@pytest.mark.parametrize("body, message", [
+    (_with_header(FLOAT_BODY, 7, "<B", 1), "reserved header byte is 1"),
+    (_with_header(FLOAT_BODY, 8, "<f", 2.0), "float32 tensor carries scale 0 and zero point 0"),
+    (_with_header(FLOAT_BODY, 12, "<i", -2147483647), "float32 tensor carries scale 0"),
+    (_with_header(INT8_BODY, 8, "<f", 0.0), "positive finite scale"),
+    (_with_header(INT8_BODY, 8, "<f", float("inf")), "positive finite scale"),
+    (_with_header(INT8_BODY, 8, "<f", float("nan")), "positive finite scale"),
+    (_with_header(INT8_BODY, 12, "<i", 67108868), r"zero point lies in \[-128, 127\]"),
+])
+def test_headers_a_tensor_cannot_have_are_refused(body, message):
+    with pytest.raises(wire.WireError, match=message):
+        wire.decode(body)
+
+
+def test_parameters_a_tensor_cannot_have_are_never_encoded():
+    with pytest.raises(wire.WireError, match="scale 0"):
+        wire.encode(np.zeros(3, np.float32), 0.5, 0)
+    with pytest.raises(wire.WireError, match="zero point"):
+        wire.encode(np.zeros(3, np.uint8), 0.5, 300)
 
 
 def test_int8_dequantises_through_scale_and_zero_point():
