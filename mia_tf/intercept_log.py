@@ -58,6 +58,10 @@ def _scan(data):
     return records, offset
 
 
+class LogWriteError(OSError):
+    """The log could not take a record (disk full, file size limit): the record is not in it."""
+
+
 class InterceptLog:
     """Appends received feature tensors to a log file; safe to share between request threads."""
 
@@ -82,11 +86,20 @@ class InterceptLog:
         record = _record({"time": time.time(), "client": client, "model": model, "layer": layer,
                           "format": body_format}, body)
         with self._lock:
-            view = memoryview(record)
-            while view:
-                view = view[os.write(self._fd, view):]
-            if self.durable:
-                os.fsync(self._fd)
+            start = os.lseek(self._fd, 0, os.SEEK_END)
+            try:
+                view = memoryview(record)
+                while view:
+                    view = view[os.write(self._fd, view):]
+                if self.durable:
+                    os.fsync(self._fd)
+            except OSError as e:  # ENOSPC, EFBIG (RLIMIT_FSIZE), EIO: leave no partial record behind
+                try:
+                    os.ftruncate(self._fd, start)
+                except OSError:
+                    pass  # the torn tail is then cut when the log is next opened
+                raise LogWriteError(e.errno, f"cannot append to the intercept log {self.path}: "
+                                             f"{e.strerror}") from None
 
     def close(self):
         with self._lock:

@@ -4,6 +4,7 @@ import http.client
 import json
 import socket
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -144,3 +145,134 @@ def test_many_concurrent_clients_all_get_answers_and_every_tensor_is_logged(serv
     assert not errors
     assert all(answers[k] == answers[0] for k in answers) and len(answers) == 8
     assert len(read_features(server.log.path)[0]) == 8 * len(features)
+
+
+def _raw_exchange(server, request, half_close=False):
+    """Send raw bytes, read until the server closes; (status, headers text, JSON body)."""
+    with socket.create_connection(server.server_address[:2], timeout=30) as s:
+        s.sendall(request)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
+        reply = b"".join(iter(lambda: s.recv(65536), b""))
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split()[1]), head.decode("latin-1"), json.loads(body) if body else None
+
+
+@pytest.mark.parametrize("request_bytes, status, message", [
+    (f"PUT /v1/models/{NAME}:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{{}}".encode(), 405, "PUT"),
+    (f"DELETE /v1/models/{NAME} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(), 405, "DELETE"),
+    (f"BREW /v1/models/{NAME} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), 405, "BREW"),
+    (b"\r\n", 400, "empty request line"),
+    (b"GARBAGE\r\n\r\n", 400, "Bad request syntax"),
+    (f"GET /v1/models/{NAME} HTTP/9.9\r\nHost: x\r\n\r\n".encode(), 400, "Invalid HTTP version"),
+    (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 414, "Request-URI Too Long"),
+])
+def test_http_level_refusals_are_json_too(server, request_bytes, status, message):
+    got, head, answer = _raw_exchange(server, request_bytes)
+    assert got == status and message in answer["error"], (head, answer)
+    if status == 405:
+        assert "Allow: GET, POST" in head
+    assert _request(server, "GET", f"/v1/models/{NAME}")[0] == 200
+
+
+def test_json_nested_deeper_than_a_batch_needs_is_refused_before_parsing(server):
+    body = b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    status, answer = _request(server, "POST", f"/v1/models/{NAME}:predict", body)
+    assert status == 400 and answer["error"].startswith("JSON nested 100001 deep")
+    status, answer = _request(server, "POST", f"/v1/models/{NAME}:predict", b'{"instances": [[[["[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["]]]]}')
+    assert status == 400 and "deep" not in answer["error"]  # brackets inside strings do not count
+
+
+def test_a_body_shorter_than_its_length_is_a_400_not_a_dropped_connection(server, victims_features):
+    body = wire.encode(victims_features[0][:1])
+    head = (f"POST /v1/models/{NAME}:predict HTTP/1.1\r\nHost: x\r\nContent-Type: {wire.CONTENT_TYPE}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    status, _, answer = _raw_exchange(server, head + body[:100], half_close=True)
+    assert status == 400 and "ended after 100 of the" in answer["error"]
+
+
+def test_a_trickling_client_is_cut_off_and_others_are_served_meanwhile(server, victims_features):
+    server.connections.request_seconds = 2
+    head = f"POST /v1/models/{NAME}:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n".encode()
+    trickles = []
+    for _ in range(5):
+        s = socket.create_connection(server.server_address[:2], timeout=30)
+        s.sendall(head)
+        trickles.append(s)
+    client = TailClient(server.url, NAME)
+    started = time.monotonic()
+    for _ in range(6):  # a byte a second each: never silent long enough for the socket timeout
+        for s in trickles:
+            try:
+                s.sendall(b"[")
+            except OSError:
+                pass
+        assert client.predict(victims_features[0][:1]).shape == (1, 10)  # served while they trickle
+        time.sleep(1)
+    client.close()
+    for s in trickles:  # each was disconnected, within the watchdog's time, not held for ever
+        s.settimeout(5)
+        try:
+            assert s.recv(1) == b""
+        except ConnectionResetError:
+            pass
+        s.close()
+    assert time.monotonic() - started < 20
+
+
+def test_a_bug_of_ours_is_a_500_with_one_line_and_the_server_goes_on(server, victims_features, monkeypatch, capsys):
+    def broken(features):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(server.service, "predict", broken)
+    status, answer = _request(server, "POST", f"/v1/models/{NAME}:predict", wire.encode(victims_features[0][:1]),
+                               wire.CONTENT_TYPE)
+    assert status == 500 and answer == {"error": "internal server error"}
+    assert "internal error on POST" in capsys.readouterr().err
+    assert _request(server, "GET", f"/v1/models/{NAME}")[0] == 200
+
+
+FULL_DISK_SERVER = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))  # the log's file may not grow past this
+from mia_tf.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_full_log_refuses_with_507_and_keeps_serving(tmp_path, victims_features):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    log = tmp_path / "intercept.log"
+    process = subprocess.Popen([sys.executable, "-c", FULL_DISK_SERVER, "serve", "--layer", "relu2", "--dataset", "mnist",
+                                "--port", "0", "--intercept-log", str(log)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        line = process.stdout.readline()
+        url = line.split(" at ", 1)[1].split("/v1/")[0]
+        client = TailClient(url, NAME)
+        answered = refused = 0
+        for i in range(8):  # each record is about 4.2 kB: the limit takes 4
+            try:
+                client.predict(victims_features[0][i:i + 1])
+                answered += 1
+            except Exception as e:  # the client's one-line error carries the server's JSON
+                assert "507" in str(e) or "cannot store" in str(e), e
+                refused += 1
+        client.close()
+        host, port = url.removeprefix("http://").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        connection.request("GET", f"/v1/models/{NAME}")
+        assert connection.getresponse().status == 200  # still serving
+        connection.close()
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=60)
+    assert answered == 4 and refused == 4, stderr
+    logged, _ = read_features(log)  # exactly the answered tensors, none torn
+    np.testing.assert_array_equal(logged, victims_features[0][:4])
+    assert "Traceback" not in stderr and "cannot append to the intercept log" in stderr
