@@ -150,7 +150,8 @@ class TailService:
                 raise RequestError(400, f"the tail takes one input tensor, got {len(values)} named inputs")
             values = next(iter(values.values()))
         try:
-            return np.asarray(values, dtype=np.float32)
+            with np.errstate(over="ignore"):  # numbers past float32's range become inf, refused below
+                return np.asarray(values, dtype=np.float32)
         except (ValueError, TypeError):
             raise RequestError(400, "instances must be a nested list of numbers of one shape") from None
 
