@@ -22,7 +22,6 @@ The same attacks run from the command line on any saved model: save it with
 
 import argparse
 import dataclasses
-import json
 import os
 
 import keras

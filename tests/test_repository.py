@@ -1,6 +1,5 @@
 """What a clone carries: no training state, no large files outside the shipped assets."""
 
-import pathlib
 import re
 import subprocess
 

@@ -1,0 +1,145 @@
+"""Long jobs killed with SIGKILL at a random moment resume and end where an uninterrupted run ends.
+
+Each job runs in its own process. Once its first resumable state is on disk, the process is
+killed after a random further delay (drawn from a seed printed in every failure message; set
+MIA_TF_FAULT_SEED to replay one), then the same job runs again and must finish from that state
+with what an uninterrupted run gives: the same rMLE images, target training and decoder / shadow
+training to the same quality within their run-to-run noise.
+"""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+SEED = int(os.environ.get("MIA_TF_FAULT_SEED", random.SystemRandom().randrange(1 << 30)))
+
+
+def _start(code, **values):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code).format(**values)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(process, timeout=600):
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, err[-3000:]
+    return out
+
+
+def _kill_once_resumable(process, state_exists, longest_delay, rng):
+    """SIGKILL `process` a random time (up to `longest_delay` s) after `state_exists()` turns true;
+    returns that delay. Fails if the job finished first: then nothing was tested."""
+    deadline = time.monotonic() + 600
+    while not state_exists():
+        assert process.poll() is None, f"seed {SEED}: the job ended before saving any state: {process.stderr.read()[-2000:]}"
+        assert time.monotonic() < deadline, f"seed {SEED}: no resumable state after 600 s"
+        time.sleep(0.05)
+    delay = rng.uniform(0, longest_delay)
+    time.sleep(delay)
+    assert process.poll() is None, f"seed {SEED}: the job finished within {delay:.2f} s of its first state: kill sooner"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    return delay
+
+
+RMLE = """
+import dataclasses
+import numpy as np
+from mia_tf import data, models
+from mia_tf.attacks import whitebox
+from mia_tf.split import split
+whitebox.CHECKPOINT_SECONDS = 0.2  # save state often, so the kill can land anywhere
+head, _ = split(models.load_model("lenet_mnist")[0], "relu2")
+_, images, _ = data.victims("mnist", "paper10")
+features = head(data.normalize(images, "mnist")).numpy()
+settings = dataclasses.replace(whitebox.preset("paper", "mnist", "relu2"), steps=2000)
+result = whitebox.whitebox_attack(head, features, settings, checkpoint_dir={checkpoints!r})
+np.savez({out!r}, x=result.reconstruction, loss=np.asarray(result.loss))
+"""
+
+
+def test_a_killed_rmle_resumes_to_the_same_images(tmp_path):
+    rng = random.Random(SEED)
+    checkpoints = tmp_path / "rmle"
+    uninterrupted = _start(RMLE, checkpoints=str(tmp_path / "other"), out=str(tmp_path / "whole.npz"))
+    _finish(uninterrupted)
+    killed = _start(RMLE, checkpoints=str(checkpoints), out=str(tmp_path / "resumed.npz"))
+    delay = _kill_once_resumable(killed, lambda: checkpoints.is_dir() and any(checkpoints.iterdir()), 2.0, rng)
+    assert not (tmp_path / "resumed.npz").exists()
+    _finish(_start(RMLE, checkpoints=str(checkpoints), out=str(tmp_path / "resumed.npz")))
+    whole, resumed = np.load(tmp_path / "whole.npz"), np.load(tmp_path / "resumed.npz")
+    np.testing.assert_allclose(resumed["x"], whole["x"], atol=1e-5, err_msg=f"seed {SEED}, killed after {delay:.2f} s")
+    assert resumed["loss"][-1] == pytest.approx(whole["loss"][-1], rel=1e-4)
+    assert not any(checkpoints.iterdir())  # a finished run removes its state
+
+
+TRAIN = """
+import json
+from mia_tf import train
+report = train.train("mnist", out={out!r}, epochs=4, limit=4096, data_dir={data!r}, verbose=0)
+print("REPORT", json.dumps(report))
+"""
+
+
+def test_killed_target_training_resumes_to_the_same_accuracy(tmp_path, data_dir):
+    rng = random.Random(SEED)
+    backup = tmp_path / "killed" / "checkpoints" / "backup"
+    whole = json.loads(_finish(_start(TRAIN, out=str(tmp_path / "whole"), data=data_dir)).split("REPORT", 1)[1])
+    killed = _start(TRAIN, out=str(tmp_path / "killed"), data=data_dir)
+    delay = _kill_once_resumable(killed, lambda: backup.is_dir() and any(backup.iterdir()), 2.0, rng)
+    assert not (tmp_path / "killed" / "lenet_mnist.weights.h5").exists()
+    resumed = json.loads(_finish(_start(TRAIN, out=str(tmp_path / "killed"), data=data_dir)).split("REPORT", 1)[1])
+    assert whole["test_accuracy"] > 0.9, whole
+    # thread scheduling alone moves 4 epochs on 4,096 images by about a point
+    assert abs(resumed["test_accuracy"] - whole["test_accuracy"]) < 0.02, (SEED, delay, resumed, whole)
+
+
+ATTACKER_MODEL = """
+import json
+from mia_tf import models
+from mia_tf.attacks import cache, inverse_network, learned_prior, query_free
+from mia_tf.split import split
+model = models.load_model("lenet_mnist")[0]
+head, tail = split(model, "relu2")
+if {kind!r} == "decoder":
+    settings = inverse_network.DecoderSettings(family="best", epochs=4, width=16)
+    _, path, _ = learned_prior.prior_decoder(head, "mnist", "relu2", models.weights_sha256(model), {data!r},
+                                             settings=settings, limit=4096, cache={cache!r})
+else:
+    settings = query_free.QueryFreeSettings(epochs=4, limit=4096)
+    _, path, _ = query_free.trained_shadow(head, tail, models.weights_sha256(tail), "mnist", "relu2", settings,
+                                           {data!r}, cache={cache!r})
+print("RECORD", json.dumps(cache.training_record(path)))
+"""
+
+
+def _quality(kind, record):
+    history = record["history"]
+    return history["loss"][-1] if kind == "decoder" else history["accuracy"][-1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["decoder", "shadow"])
+def test_killed_attacker_model_training_resumes_from_its_backup(tmp_path, data_dir, kind):
+    rng = random.Random(SEED)
+    whole = json.loads(_finish(_start(ATTACKER_MODEL, kind=kind, data=data_dir, cache=str(tmp_path / "whole")))
+                       .split("RECORD", 1)[1])
+    cache_dir = tmp_path / "killed"
+    backups = lambda: any(p.name.endswith(".backup") and any(p.iterdir()) for p in cache_dir.rglob("*.backup"))
+    killed = _start(ATTACKER_MODEL, kind=kind, data=data_dir, cache=str(cache_dir))
+    delay = _kill_once_resumable(killed, backups, 2.0, rng)
+    resumed = json.loads(_finish(_start(ATTACKER_MODEL, kind=kind, data=data_dir, cache=str(cache_dir)))
+                         .split("RECORD", 1)[1])
+    assert resumed["resumed"], (SEED, delay)
+    assert _quality(kind, resumed) == pytest.approx(_quality(kind, whole), rel=0.1), (SEED, delay, resumed, whole)
