@@ -131,7 +131,7 @@ def _example_own_model(root):
         run = json.load(f)
     rows = [[f"`{name}`", f"{found['bytes_per_image']:,}", f"{100 * found['device_share_of_flops']:.0f} %",
              f"{found['whitebox'][0]:.2f} / {found['whitebox'][1]:.3f}", f"{found['blackbox'][0]:.2f} / {found['blackbox'][1]:.3f}"]
-            for name, found in run["splits"].items()]
+            for name, found in sorted(run["splits"].items(), key=lambda item: item[1]["device_share_of_flops"])]
     return _table(["cut", "bytes sent per image", "device's share of the FLOPs", "white-box", "black-box"], rows)
 
 
