@@ -113,6 +113,20 @@ def _raw_tail_ms(model, layer, head_path, images, repeats=500):
     return 1000.0 * float(np.median(seconds))
 
 
+def _json_check_ms(images, head_path, repeats=2000):
+    """(ms of the server's JSON depth check, ms of json.loads) on one image's JSON body."""
+    from mia_tf.serve import json_depth
+
+    body = json.dumps({"instances": EdgeHead(head_path).features(images[:1]).tolist()}).encode()
+    timings = []
+    for function in (json_depth, json.loads):
+        started = time.perf_counter()
+        for _ in range(repeats):
+            function(body)
+        timings.append(1000.0 * (time.perf_counter() - started) / repeats)
+    return len(body), *timings
+
+
 def measure(args, scratch):
     log_path = os.path.join(scratch, "intercept.log")
     server, url, name = _start_server(args, log_path)
@@ -150,6 +164,7 @@ def measure(args, scratch):
         server.wait(timeout=60)
     tail_ms = _raw_tail_ms(args.model, args.layer, os.path.join(heads, f"{name}_float32.tflite"), images)
     one_client = {r["body"] + " " + r["variant"]: r["p50_ms"] for r in raw if r["clients"] == 1}
+    body_bytes, depth_ms, loads_ms = _json_check_ms(images, os.path.join(heads, f"{name}_float32.tflite"))
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}"
     command = f"python scripts/bench_server.py --model {args.model} --layer {args.layer} " \
               f"--clients {args.clients} --requests {args.requests} --out {args.out}"
@@ -163,9 +178,12 @@ def measure(args, scratch):
             + format_table(HEADER, rows)
             + f"\n\nServer peak memory (VmHWM): {peak_mb:.0f} MB. The raw Keras tail (the server's predict "
               f"function, one-image batches, in-process): {tail_ms:.2f} ms median; so at one client the server "
-              f"adds (p50 round trip minus the raw tail, the LiteRT head included): {overheads}.\n")
+              f"adds (p50 round trip minus the raw tail, the LiteRT head included): {overheads}. The JSON "
+              f"depth check on one image's body ({body_bytes:,} bytes): {depth_ms:.3f} ms; json.loads of it: "
+              f"{loads_ms:.3f} ms.\n")
     write_results_file(args.out, text, {"command": command, "machine": machine, "rows": raw,
-                                        "server_peak_memory_mb": peak_mb, "raw_tail_ms": tail_ms})
+                                        "server_peak_memory_mb": peak_mb, "raw_tail_ms": tail_ms,
+                                        "json_depth_check_ms": depth_ms, "json_loads_ms": loads_ms})
     print(text)
 
 
