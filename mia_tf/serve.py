@@ -209,6 +209,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.server.connections.started(self.connection)
         try:
             super().handle_one_request()
+        except ConnectionError:  # the client reset or closed mid-request: nobody to answer
+            self.close_connection = True
         finally:
             self.server.connections.finished(self.connection)
 
@@ -368,6 +370,12 @@ class TailServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
             super().__init__((host, port), _Handler)
         except OSError as e:
             raise UsageError(f"cannot listen on {host}:{port} ({e.strerror}): pick another --port") from None
+
+    def handle_error(self, request, client_address):
+        """One line, not socketserver's traceback, for whatever a connection's thread did not catch."""
+        error = sys.exc_info()[1]
+        print(f"mia_tf serve: connection from {client_address[0]}:{client_address[1]} failed: "
+              f"{type(error).__name__}: {error}", file=sys.stderr)
 
     def process_request_thread(self, request, client_address):
         self.connections.opened()

@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import assert_beats_featureless, mia_tf, mia_tf_in_process
+from conftest import ROOT, assert_beats_featureless, mia_tf, mia_tf_in_process
 
 
 def _blackbox(tmp_path, data_dir, *args, run=mia_tf):
@@ -30,10 +30,7 @@ def test_inverse_network_learns_from_queries_and_is_reused(tmp_path, data_dir):
 
 
 def test_a_tflite_oracle_answers_the_queries_and_must_fit_the_layer(tmp_path, data_dir):
-    exported = mia_tf("export", "--layer", "relu2", "--dataset", "mnist", "--variant", "int8", "--notail",
-                      "--data-dir", data_dir, "--out", str(tmp_path / "exports"))
-    assert exported.returncode == 0, exported.stderr
-    tflite = str(tmp_path / "exports" / "lenet_mnist_relu2_int8.tflite")
+    tflite = str(ROOT / "export" / "lenet_mnist_relu2_int8.tflite")  # the shipped head (tests/test_export_dir.py)
     result = _blackbox(tmp_path, data_dir, "--layer", "relu2", "--oracle", tflite, "--queries", "1024",
                        "--epochs", "1", "--out", str(tmp_path / "bb"))
     assert result.returncode == 0, result.stderr
@@ -117,9 +114,6 @@ def test_an_int8_tflite_of_an_affine_head_still_probes_affine(tmp_path, data_dir
     from mia_tf.attacks.inverse_network import probe_affine
     from mia_tf.attacks.oracle import QueryOracle
 
-    exported = mia_tf("export", "--layer", "conv1", "--dataset", "mnist", "--variant", "int8", "--notail",
-                      "--data-dir", data_dir, "--out", str(tmp_path / "exports"))
-    assert exported.returncode == 0, exported.stderr
     images, _ = data.attacker_set("mnist", "dist", data_dir, limit=8)
-    probe = probe_affine(QueryOracle.from_tflite(str(tmp_path / "exports" / "lenet_mnist_conv1_int8.tflite")), images)
+    probe = probe_affine(QueryOracle.from_tflite(str(ROOT / "export" / "lenet_mnist_conv1_int8.tflite")), images)
     assert probe["affine"] and 1e-4 < probe["deviation"] < 0.05  # rounding, far below a ReLU split's 0.19+

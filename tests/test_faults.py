@@ -69,11 +69,13 @@ np.savez({out!r}, x=result.reconstruction, loss=np.asarray(result.loss))
 """
 
 
-def test_a_killed_rmle_resumes_to_the_same_images(tmp_path):
+def test_a_killed_rmle_resumes_to_the_same_images(tmp_path, monkeypatch):
+    from mia_tf.attacks import whitebox
+
     rng = random.Random(SEED)
     checkpoints = tmp_path / "rmle"
-    uninterrupted = _start(RMLE, checkpoints=str(tmp_path / "other"), out=str(tmp_path / "whole.npz"))
-    _finish(uninterrupted)
+    monkeypatch.setattr(whitebox, "CHECKPOINT_SECONDS", whitebox.CHECKPOINT_SECONDS)  # the snippet sets it; restored after
+    exec(textwrap.dedent(RMLE).format(checkpoints=None, out=str(tmp_path / "whole.npz")), {})  # uninterrupted, here
     killed = _start(RMLE, checkpoints=str(checkpoints), out=str(tmp_path / "resumed.npz"))
     delay = _kill_once_resumable(killed, lambda: checkpoints.is_dir() and any(checkpoints.iterdir()), 2.0, rng)
     assert not (tmp_path / "resumed.npz").exists()
@@ -87,7 +89,7 @@ def test_a_killed_rmle_resumes_to_the_same_images(tmp_path):
 TRAIN = """
 import json
 from mia_tf import train
-report = train.train("mnist", out={out!r}, epochs=4, limit=4096, data_dir={data!r}, verbose=0)
+report = train.train("mnist", out={out!r}, epochs=3, limit=3072, data_dir={data!r}, verbose=0)
 print("REPORT", json.dumps(report))
 """
 
@@ -95,13 +97,15 @@ print("REPORT", json.dumps(report))
 def test_killed_target_training_resumes_to_the_same_accuracy(tmp_path, data_dir):
     rng = random.Random(SEED)
     backup = tmp_path / "killed" / "checkpoints" / "backup"
-    whole = json.loads(_finish(_start(TRAIN, out=str(tmp_path / "whole"), data=data_dir)).split("REPORT", 1)[1])
+    from mia_tf import train
+
+    whole = train.train("mnist", out=str(tmp_path / "whole"), epochs=3, limit=3072, data_dir=data_dir, verbose=0)
     killed = _start(TRAIN, out=str(tmp_path / "killed"), data=data_dir)
     delay = _kill_once_resumable(killed, lambda: backup.is_dir() and any(backup.iterdir()), 2.0, rng)
     assert not (tmp_path / "killed" / "lenet_mnist.weights.h5").exists()
     resumed = json.loads(_finish(_start(TRAIN, out=str(tmp_path / "killed"), data=data_dir)).split("REPORT", 1)[1])
-    assert whole["test_accuracy"] > 0.9, whole
-    # thread scheduling alone moves 4 epochs on 4,096 images by about a point
+    assert whole["test_accuracy"] > 0.85, whole
+    # thread scheduling alone moves 3 epochs on 3,072 images by about a point
     assert abs(resumed["test_accuracy"] - whole["test_accuracy"]) < 0.02, (SEED, delay, resumed, whole)
 
 

@@ -97,7 +97,8 @@ def test_the_whitebox_verb_records_its_arithmetic_and_refuses_an_unknown_one(tmp
     assert not (tmp_path / "refused").exists()
 
 
-@pytest.mark.parametrize("train_dtype", ["bfloat16", "float16"])
+# float16 arithmetic is emulated on a CPU (slow; it is for GPUs): its case runs with the slow tests
+@pytest.mark.parametrize("train_dtype", ["bfloat16", pytest.param("float16", marks=pytest.mark.slow)])
 def test_training_in_a_lower_type_learns_what_float32_does_and_leaves_the_model_float32(data_dir, train_dtype):
     from mia_tf.attacks import inverse_network as inv, query_pairs
     from mia_tf.attacks.oracle import QueryOracle
