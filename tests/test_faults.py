@@ -10,6 +10,7 @@ training to the same quality within their run-to-run noise.
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,21 +37,26 @@ def _finish(process, timeout=600):
     return out
 
 
-def _kill_once_resumable(process, state_exists, longest_delay, rng):
-    """SIGKILL `process` a random time (up to `longest_delay` s) after `state_exists()` turns true;
-    returns that delay. Fails if the job finished first: then nothing was tested."""
-    deadline = time.monotonic() + 600
-    while not state_exists():
-        assert process.poll() is None, f"seed {SEED}: the job ended before saving any state: {process.stderr.read()[-2000:]}"
-        assert time.monotonic() < deadline, f"seed {SEED}: no resumable state after 600 s"
-        time.sleep(0.05)
-    delay = rng.uniform(0, longest_delay)
-    time.sleep(delay)
-    assert process.poll() is None, f"seed {SEED}: the job finished within {delay:.2f} s of its first state: kill sooner"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL
-    return delay
+def _kill_midway(code, values, state_exists, finished, reset, longest_delay, rng):
+    """Start the job, SIGKILL it a random time (up to `longest_delay` s) after `state_exists()`
+    turns true, and return that delay. A kill that lands after the job wrote its result (it was
+    already exiting) tests nothing: then `reset()` and try again with half the delay, three times."""
+    for _ in range(3):
+        process = _start(code, **values)
+        deadline = time.monotonic() + 600
+        while not state_exists():
+            assert process.poll() is None, f"seed {SEED}: the job ended before saving any state: {process.stderr.read()[-2000:]}"
+            assert time.monotonic() < deadline, f"seed {SEED}: no resumable state after 600 s"
+            time.sleep(0.05)
+        delay = rng.uniform(0, longest_delay)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        if process.returncode == -signal.SIGKILL and not finished():
+            return delay
+        reset()
+        longest_delay /= 2
+    pytest.fail(f"seed {SEED}: every kill landed after the job had finished; kill sooner")
 
 
 RMLE = """
@@ -63,7 +69,7 @@ whitebox.CHECKPOINT_SECONDS = 0.2  # save state often, so the kill can land anyw
 head, _ = split(models.load_model("lenet_mnist")[0], "relu2")
 _, images, _ = data.victims("mnist", "paper10")
 features = head(data.normalize(images, "mnist")).numpy()
-settings = dataclasses.replace(whitebox.preset("paper", "mnist", "relu2"), steps=2000)
+settings = dataclasses.replace(whitebox.preset("paper", "mnist", "relu2"), steps=3000)
 result = whitebox.whitebox_attack(head, features, settings, checkpoint_dir={checkpoints!r})
 np.savez({out!r}, x=result.reconstruction, loss=np.asarray(result.loss))
 """
@@ -75,10 +81,13 @@ def test_a_killed_rmle_resumes_to_the_same_images(tmp_path, monkeypatch):
     rng = random.Random(SEED)
     checkpoints = tmp_path / "rmle"
     monkeypatch.setattr(whitebox, "CHECKPOINT_SECONDS", whitebox.CHECKPOINT_SECONDS)  # the snippet sets it; restored after
+    started = time.monotonic()
     exec(textwrap.dedent(RMLE).format(checkpoints=None, out=str(tmp_path / "whole.npz")), {})  # uninterrupted, here
-    killed = _start(RMLE, checkpoints=str(checkpoints), out=str(tmp_path / "resumed.npz"))
-    delay = _kill_once_resumable(killed, lambda: checkpoints.is_dir() and any(checkpoints.iterdir()), 2.0, rng)
-    assert not (tmp_path / "resumed.npz").exists()
+    job_seconds = time.monotonic() - started
+    resumed_npz = tmp_path / "resumed.npz"
+    delay = _kill_midway(RMLE, dict(checkpoints=str(checkpoints), out=str(resumed_npz)),
+                         lambda: checkpoints.is_dir() and any(checkpoints.iterdir()), resumed_npz.exists,
+                         lambda: (resumed_npz.unlink(missing_ok=True), shutil.rmtree(checkpoints)), 0.5 * job_seconds, rng)
     _finish(_start(RMLE, checkpoints=str(checkpoints), out=str(tmp_path / "resumed.npz")))
     whole, resumed = np.load(tmp_path / "whole.npz"), np.load(tmp_path / "resumed.npz")
     np.testing.assert_allclose(resumed["x"], whole["x"], atol=1e-5, err_msg=f"seed {SEED}, killed after {delay:.2f} s")
@@ -100,9 +109,11 @@ def test_killed_target_training_resumes_to_the_same_accuracy(tmp_path, data_dir)
     from mia_tf import train
 
     whole = train.train("mnist", out=str(tmp_path / "whole"), epochs=3, limit=3072, data_dir=data_dir, verbose=0)
-    killed = _start(TRAIN, out=str(tmp_path / "killed"), data=data_dir)
-    delay = _kill_once_resumable(killed, lambda: backup.is_dir() and any(backup.iterdir()), 2.0, rng)
-    assert not (tmp_path / "killed" / "lenet_mnist.weights.h5").exists()
+    weights = tmp_path / "killed" / "lenet_mnist.weights.h5"
+    # the first backup comes after epoch 1 of 3: the kill lands within about the next epoch
+    delay = _kill_midway(TRAIN, dict(out=str(tmp_path / "killed"), data=data_dir),
+                         lambda: backup.is_dir() and any(backup.iterdir()), weights.exists,
+                         lambda: shutil.rmtree(tmp_path / "killed"), whole["seconds_this_run"] / 3, rng)
     resumed = json.loads(_finish(_start(TRAIN, out=str(tmp_path / "killed"), data=data_dir)).split("REPORT", 1)[1])
     assert whole["test_accuracy"] > 0.85, whole
     # thread scheduling alone moves 3 epochs on 3,072 images by about a point
@@ -139,10 +150,12 @@ def test_killed_attacker_model_training_resumes_from_its_backup(tmp_path, data_d
     rng = random.Random(SEED)
     whole = json.loads(_finish(_start(ATTACKER_MODEL, kind=kind, data=data_dir, cache=str(tmp_path / "whole")))
                        .split("RECORD", 1)[1])
+    epoch_seconds = whole["seconds"] / len(whole["history"]["loss"])
     cache_dir = tmp_path / "killed"
     backups = lambda: any(p.name.endswith(".backup") and any(p.iterdir()) for p in cache_dir.rglob("*.backup"))
-    killed = _start(ATTACKER_MODEL, kind=kind, data=data_dir, cache=str(cache_dir))
-    delay = _kill_once_resumable(killed, backups, 2.0, rng)
+    finished = lambda: any(cache_dir.rglob("*.training.json"))  # written once the model is whole
+    delay = _kill_midway(ATTACKER_MODEL, dict(kind=kind, data=data_dir, cache=str(cache_dir)), backups, finished,
+                         lambda: shutil.rmtree(cache_dir), epoch_seconds, rng)
     resumed = json.loads(_finish(_start(ATTACKER_MODEL, kind=kind, data=data_dir, cache=str(cache_dir)))
                          .split("RECORD", 1)[1])
     assert resumed["resumed"], (SEED, delay)
