@@ -7,7 +7,10 @@ properties with CAMPAIGN_EXAMPLES each (test_fuzz_campaign).
 
 import http.client
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -22,11 +25,18 @@ from mia_tf.errors import UsageError
 from mia_tf.intercept_log import InterceptLog, read_log
 from mia_tf.serve import RequestError, TailServer, TailService
 
+from conftest import ROOT
+
 FUZZ_EXAMPLES = 150
 CAMPAIGN_EXAMPLES = 3000
 NAME = "lenet_mnist_relu2"
 FEATURE_SHAPE = (8, 8, 16)
-fuzz = settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+# The suite's run is the same every time (derandomized); the campaign draws new examples each run.
+settings.register_profile("suite", max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True, database=None,
+                          suppress_health_check=list(HealthCheck))
+settings.register_profile("campaign", max_examples=CAMPAIGN_EXAMPLES, deadline=None, database=None,
+                          suppress_health_check=list(HealthCheck))
+fuzz = settings(settings.get_profile(os.environ.get("MIA_TF_FUZZ_PROFILE", "suite")))
 
 
 def _tail_service():
@@ -220,15 +230,10 @@ def test_the_log_reader_on_cut_and_flipped_logs(tmp_path_factory, count, data):
 
 
 @pytest.mark.slow
-def test_fuzz_campaign(server, tmp_path_factory):
-    """Every property above with CAMPAIGN_EXAMPLES examples."""
-    campaign = settings(max_examples=CAMPAIGN_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
-                        derandomize=False)
-    campaign(test_wire_decoder_on_arbitrary_bytes)()
-    campaign(test_wire_decoder_on_bit_flipped_and_cut_bodies)()
-    campaign(test_request_parsing_on_arbitrary_json)()
-    campaign(test_request_parsing_on_feature_batches_some_broken)()
-    campaign(test_request_parsing_on_arbitrary_bytes)()
-    campaign(test_request_parsing_on_deep_nesting)()
-    campaign(test_the_http_handler_answers_everything_with_json)(server)
-    campaign(test_the_log_reader_on_cut_and_flipped_logs)(tmp_path_factory)
+def test_fuzz_campaign():
+    """Every property above with CAMPAIGN_EXAMPLES random examples (a pytest of this file in a subprocess)."""
+    env = dict(os.environ, MIA_TF_FUZZ_PROFILE="campaign", PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-m", "pytest", __file__, "-m", "not slow", "-q", "-p", "no:cacheprovider"],
+                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=3600)
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert "8 passed" in result.stdout
