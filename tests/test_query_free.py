@@ -56,19 +56,24 @@ def test_a_different_structure_is_derived_for_heads_outside_the_zoo():
         query_free.different_structure(branched)
 
 
+def _queryfree_cli(tmp_path, data_dir, *args):
+    """`python -m mia_tf queryfree` on dist data with a cache and output in tmp_path: (result, metrics.json)."""
+    result = run_cli("queryfree", "--data", "dist", *args, "--data-dir", data_dir, "--cache-dir", str(tmp_path / "cache"),
+                     "--out", str(tmp_path / "qf"))
+    assert result.returncode == 0, result.stderr
+    return result, json.load(open(tmp_path / "qf" / "metrics.json"))
+
+
 def test_shadow_through_the_tail_then_rmle_via_the_cli(tmp_path, data_dir):
     # conv1, where the authors' attack works (at relu2 it does not beat a featureless guess)
-    args = ("queryfree", "--layer", "conv1", "--data", "dist", "--net", "same", "--epochs", "2", "--limit", "4096",
-            "--data-dir", data_dir, "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "qf"))
-    result = run_cli(*args)
-    assert result.returncode == 0, result.stderr
-    record = json.load(open(tmp_path / "qf" / "metrics.json"))
+    args = ("--layer", "conv1", "--net", "same", "--epochs", "2", "--limit", "4096")
+    result, record = _queryfree_cli(tmp_path, data_dir, *args)
     assert record["attack"] == "queryfree" and record["net"] == "same" and record["shadows"][0]["rmle"]["steps"] == 500
     assert not record["shadows"][0]["from_cache"]
     assert_beats_featureless(record["summary"]["psnr"]["mean"], "mnist", "paper10", margin=3)  # 15.90 measured
     assert "rMLE through shadow 1 of 1: step 500 of 500" in result.stderr  # long runs show they move
-    again = run_cli(*args)
-    assert again.returncode == 0 and "loaded from" in again.stderr
+    again, _ = _queryfree_cli(tmp_path, data_dir, *args)
+    assert "loaded from" in again.stderr
 
 
 def test_feature_statistics_matching_pulls_the_shadow_towards_the_intercepted_features(tmp_path, data_dir):
@@ -98,11 +103,8 @@ def test_feature_statistics_matching_pulls_the_shadow_towards_the_intercepted_fe
 
 
 def test_best_preset_via_the_cli_trains_a_decoder_through_the_shadow(tmp_path, data_dir):
-    result = run_cli("queryfree", "--layer", "relu2", "--data", "dist", "--preset", "best", "--shadows", "2",
-                     "--epochs", "1", "--limit", "64", "--data-dir", data_dir, "--cache-dir", str(tmp_path / "cache"),
-                     "--out", str(tmp_path / "qf"))
-    assert result.returncode == 0, result.stderr
-    record = json.load(open(tmp_path / "qf" / "metrics.json"))
+    result, record = _queryfree_cli(tmp_path, data_dir, "--layer", "relu2", "--preset", "best", "--shadows", "2",
+                                    "--epochs", "1", "--limit", "64")
     assert record["preset"] == "best" and record["shadow"]["feature_stats_weight"] > 0
     assert len(record["shadows"]) == 2 and record["shadows"][0]["cache"] != record["shadows"][1]["cache"]
     assert all(s["decoder_training"]["seconds"] > 0 and "rmle" not in s for s in record["shadows"])
@@ -132,11 +134,8 @@ def test_best_preset_via_the_cli_trains_a_decoder_through_the_shadow(tmp_path, d
 
 def test_best_preset_rebuilds_the_digits_through_an_affine_shadow(tmp_path, data_dir):
     # conv1 is affine: the best shadow is too, and least squares through it rebuilds the digits
-    result = run_cli("queryfree", "--layer", "conv1", "--data", "dist", "--preset", "best", "--shadows", "1",
-                     "--epochs", "2", "--limit", "4096", "--data-dir", data_dir, "--cache-dir", str(tmp_path / "cache"),
-                     "--out", str(tmp_path / "qf"))
-    assert result.returncode == 0, result.stderr
-    record = json.load(open(tmp_path / "qf" / "metrics.json"))
+    _, record = _queryfree_cli(tmp_path, data_dir, "--layer", "conv1", "--preset", "best", "--shadows", "1",
+                               "--epochs", "2", "--limit", "4096")
     assert_beats_featureless(record["summary"]["psnr"]["mean"], "mnist", "paper10", margin=6)  # 20.57 measured
 
 
