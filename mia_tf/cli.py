@@ -415,12 +415,11 @@ class Cli:
         server.log = log = InterceptLog(intercept_log or f"runs/intercept_{name}.log")  # once the port is ours
         if log.truncated_bytes:
             print(f"cut a torn record of {log.truncated_bytes} bytes off the end of {log.path}", file=sys.stderr)
-        print(f"serving {name} (tail of {label} after {layer}, features {service.feature_shape}) at "
-              f"{server.url}/v1/models/{name}; intercept log {log.path}", flush=True)
+        print(serve_lib.banner(server, label, log.path), flush=True)
         serve_lib.run_forever(server)
 
-    def train(self, dataset, epochs=None, batch_size=None, out=None, strategy="default", data_dir=None, limit=None, seed=0, init_weights=None, learning_rate=None,
-              weight_decay=None, cutout=None):
+    def train(self, dataset, epochs=None, batch_size=None, out=None, strategy="default", data_dir=None, limit=None,
+              seed=0, init_weights=None, learning_rate=None, weight_decay=None, cutout=None):
         """Train the zoo's target model for a data set into --out, resuming from its checkpoints there.
 
         Args:

@@ -23,6 +23,11 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def negated_flag(name: str) -> str:
+    """A boolean parameter's off switch, as fire spells it: `full` -> `--nofull`."""
+    return "--no" + name.replace("_", "-")
+
+
 def verbs(cli) -> dict:
     """The public methods of the CLI object, by name."""
     return {name: getattr(cli, name) for name in dir(cli)
@@ -41,7 +46,7 @@ def _boolean(verb, name, value):
         return True
     if value.lower() in _FALSE:
         return False
-    raise UsageError(f"{verb} {flag(name)} takes true or false (or {flag(name)} / --no{name.replace('_', '-')}), "
+    raise UsageError(f"{verb} {flag(name)} takes true or false (or {flag(name)} / {negated_flag(name)}), "
                      f"got {value!r}")
 
 
@@ -57,7 +62,7 @@ def check(cli, argv: list) -> tuple:
         raise UsageError(f"unknown verb {verb!r}{_suggestion(verb, list(table))}: use one of {', '.join(sorted(table))}")
     if "-h" in rest or "--help" in rest:
         return verb, None
-    parameters = {name: p for name, p in inspect.signature(table[verb]).parameters.items()}
+    parameters = dict(inspect.signature(table[verb]).parameters)
     booleans = {name for name, p in parameters.items() if isinstance(p.default, bool)}
     given = {}
     while rest:
@@ -108,7 +113,7 @@ def help_text(cli, verb=None) -> str:
         if p.default is inspect.Parameter.empty:
             usage.append(f"{flag(name)} {name.upper()}")
         elif isinstance(p.default, bool):
-            usage.append(f"[{flag(name)} | --no{name.replace('_', '-')}]")
+            usage.append(f"[{flag(name)} | {negated_flag(name)}]")
         else:
             usage.append(f"[{flag(name)} {name.upper()}]")
     return f"usage: python -m mia_tf {verb} {' '.join(usage)}\n\n{_hyphenate(inspect.getdoc(method))}"

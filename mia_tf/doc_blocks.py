@@ -11,6 +11,7 @@ A generated block sits between two markers; everything between them is rewritten
 The paper's figures come from `mia_tf.paper`; ours from each run's metrics.json.
 """
 
+import json
 import os
 import re
 
@@ -47,6 +48,11 @@ def _split_label(dataset, layer):
     return f"{'MNIST' if dataset == 'mnist' else 'CIFAR'} {layer}"
 
 
+def _presets_row(label, paper_run, best_run, figure):
+    """A row of a comparison table: our `paper` and `best` runs (or "-") beside the paper's figure."""
+    return [label, *[_cell(r["summary"]) if r else "-" for r in (paper_run, best_run)], _paper_cell(figure)]
+
+
 def _paper_whitebox(root):
     runs = _runs_by_name(root, "whitebox", r"(he2019_lenet|cifar10_cnn)_(\w+)_(paper|best)_(paper10|0-999)")
     rows = []
@@ -69,11 +75,9 @@ def _paper_blackbox(root):
         for attack, data in (("inverse", "same"), ("inverse", "dist"), ("inverse", "noise"), ("shadow", "same"),
                              ("hybrid", "dist")):
             cells = [runs.get((dataset, layer, attack, data, preset)) for preset in ("paper", "best")]
-            if not any(cells):
-                continue
-            rows.append([f"{_split_label(dataset, layer)}, {attack}, {data}",
-                         *[_cell(r["summary"]) if r else "-" for r in cells],
-                         _paper_cell(paper.figure(("blackbox", attack, data), dataset, layer))])
+            if any(cells):
+                rows.append(_presets_row(f"{_split_label(dataset, layer)}, {attack}, {data}", *cells,
+                                         paper.figure(("blackbox", attack, data), dataset, layer)))
     return _table(["split, attack, attacker data", "`paper` preset", "`best` preset", "the paper, 10 images"], rows)
 
 
@@ -86,9 +90,8 @@ def _paper_queryfree(root):
             for net in ("same", "diff"):
                 cells = [runs.get((dataset, layer, data, net, preset)) for preset in ("paper", "best")]
                 if any(cells):
-                    rows.append([f"{_split_label(dataset, layer)}, {data}, {net}",
-                                 *[_cell(r["summary"]) if r else "-" for r in cells],
-                                 _paper_cell(paper.figure(("queryfree", data, net), dataset, layer))])
+                    rows.append(_presets_row(f"{_split_label(dataset, layer)}, {data}, {net}", *cells,
+                                             paper.figure(("queryfree", data, net), dataset, layer)))
     return _table(["split, shadow data, shadow net", "`paper` preset", "`best` preset", "the paper, 10 images"], rows)
 
 
@@ -108,8 +111,6 @@ def _blackbox_queries(root):
 
 def _zoo_models(root):
     """The shipped models from their training reports (mia_tf/zoo/<model>.json)."""
-    import json
-
     rows = []
     for name in ("lenet_mnist", "cifar10_cnn"):
         with open(os.path.join(root, "mia_tf", "zoo", f"{name}.json")) as f:
@@ -125,8 +126,6 @@ def _zoo_models(root):
 
 def _example_own_model(root):
     """The full-size run of examples/attack_your_own_model.py (results/examples/attack_your_own_model.json)."""
-    import json
-
     with open(os.path.join(root, "results", "examples", "attack_your_own_model.json")) as f:
         run = json.load(f)
     rows = [[f"`{name}`", f"{found['bytes_per_image']:,}", f"{100 * found['device_share_of_flops']:.0f} %",
@@ -135,8 +134,9 @@ def _example_own_model(root):
     return _table(["cut", "bytes sent per image", "device's share of the FLOPs", "white-box", "black-box"], rows)
 
 
-GENERATORS = {"zoo-models": _zoo_models, "example-own-model": _example_own_model,"paper-whitebox": _paper_whitebox, "paper-blackbox": _paper_blackbox,
-              "paper-queryfree": _paper_queryfree, "blackbox-queries": _blackbox_queries}
+GENERATORS = {"zoo-models": _zoo_models, "example-own-model": _example_own_model, "paper-whitebox": _paper_whitebox,
+              "paper-blackbox": _paper_blackbox, "paper-queryfree": _paper_queryfree,
+              "blackbox-queries": _blackbox_queries}
 
 
 def _results_page(root, path):
@@ -147,13 +147,10 @@ def _results_page(root, path):
 
 def _runs_table(root, attack):
     """A Markdown table of every run under results/<attack>/: split, preset, victims, PSNR, SSIM, time."""
-    rows = ["| model | split | preset | victims | PSNR dB | SSIM (paper) | attack seconds |",
-            "|---|---|---|---|---|---|---|"]
-    for _, record in run_records(os.path.join(root, "results", attack)):
-        summary = record["summary"]
-        rows.append(f"| {record['model']} | {record['layer']} | {record['preset']} | {record['victims']} | "
-                    f"{summary['psnr']['mean']:.2f} | {summary['ssim_paper']['mean']:.3f} | {record['seconds']:.0f} |")
-    return "\n".join(rows) + "\n"
+    rows = [[record["model"], record["layer"], record["preset"], str(record["victims"]),
+             f"{record['summary']['psnr']['mean']:.2f}", f"{record['summary']['ssim_paper']['mean']:.3f}",
+             f"{record['seconds']:.0f}"] for _, record in run_records(os.path.join(root, "results", attack))]
+    return _table(["model", "split", "preset", "victims", "PSNR dB", "SSIM (paper)", "attack seconds"], rows)
 
 
 def generate(name, root):

@@ -5,6 +5,7 @@ Each property runs FUZZ_EXAMPLES examples in the suite; `python -m pytest -m slo
 properties with CAMPAIGN_EXAMPLES each (test_fuzz_campaign).
 """
 
+import functools
 import http.client
 import json
 import os
@@ -39,19 +40,11 @@ settings.register_profile("campaign", max_examples=CAMPAIGN_EXAMPLES, deadline=N
 fuzz = settings(settings.get_profile(os.environ.get("MIA_TF_FUZZ_PROFILE", "suite")))
 
 
-def _tail_service():
+@functools.cache
+def service():
+    """One traced tail for every example (tracing costs about a second)."""
     model, _, _ = mia_tf.load_model("lenet_mnist")
     return TailService(mia_tf.split(model, "relu2")[1], NAME, "relu2")
-
-
-SERVICE = None
-
-
-def service():
-    global SERVICE
-    if SERVICE is None:  # one traced tail for every example (tracing costs about a second)
-        SERVICE = _tail_service()
-    return SERVICE
 
 
 # ---- the wire decoder --------------------------------------------------------------------------

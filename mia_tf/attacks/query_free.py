@@ -21,7 +21,7 @@ hurts in others, and a mismatched shadow leaves a grey veil that a levels map (b
 points) lifts, so `best` decides both per cell by cross-shadow validation on the attacker's own
 images (`cross_shadow_validation`). It trains three shadows and keeps, per victim, the
 reconstruction whose shadow best explains the intercepted features. `experiments/queryfree_ablation/`
-measures each part, and what did not help; figures in results/queryfree_ablation/.
+measures each part, and what did not help; figures in experiments/queryfree_ablation/results/.
 """
 
 import dataclasses
