@@ -65,6 +65,21 @@ def json_depth(body, chunk=1 << 20):
     return deepest
 
 
+def banner(server, label, log_path):
+    """The line `python -m mia_tf serve` prints first, once it listens; `url_in_banner` reads it back."""
+    service = server.service
+    return (f"serving {service.name} (tail of {label} after {service.layer}, features {service.feature_shape}) at "
+            f"{server.url}/v1/models/{service.name}; intercept log {log_path}")
+
+
+def url_in_banner(line):
+    """The server's base URL (http://HOST:PORT) from its `banner`; ValueError if `line` is none."""
+    match = re.match(r"serving \S+ .* at (http://[^/\s]+)/v1/models/", line)
+    if not match:
+        raise ValueError(f"not the server's start-up line: {line!r}")
+    return match.group(1)
+
+
 def default_server_name(model_label, layer):
     """The name a split's tail is served under, e.g. lenet_mnist_relu2 (also in the export manifest)."""
     stem = os.path.basename(str(model_label))
@@ -228,7 +243,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _handle(self, method):
         # a body still unread when a request is refused would be taken for the next request
-        self._body_read = self.headers.get("Content-Length", "0") == "0" and "Transfer-Encoding" not in self.headers
+        self._body_read = not self._declares_body()
         try:
             if self.server.connections.over_limit():
                 raise RequestError(503, f"the server has {self.server.max_connections} connections open: try again")
@@ -256,6 +271,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             print(f"mia_tf serve: internal error on {method} {self.path}: {type(e).__name__}: {e}", file=sys.stderr)
             self.close_connection = True
             self._reply(500, {"error": "internal server error"})
+
+    def _declares_body(self):
+        return self.headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in self.headers
 
     def _drain(self, seconds=1.0, limit=1 << 20):
         """Read what the client is still sending for a little while before closing: closing with
@@ -299,9 +317,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._handle("POST")
 
     def _refuse_method(self):
-        self.close_connection = True
-        self._reply(405, {"error": f"method {self.command} is not allowed: use {self.ALLOW}"})
-        if self.headers.get("Content-Length", "0") != "0":
+        self.send_error(HTTPStatus.NOT_IMPLEMENTED)  # answered as 405 with Allow, like a method with no do_
+        if self._declares_body():
             self._drain()
 
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_TRACE = do_CONNECT = _refuse_method

@@ -34,6 +34,7 @@ from edge.client import TailClient  # noqa: E402
 from edge.head import EdgeHead  # noqa: E402
 from mia_tf import data as data_lib  # noqa: E402
 from mia_tf.intercept_log import read_log  # noqa: E402
+from mia_tf.serve import default_server_name, url_in_banner  # noqa: E402
 from mia_tf.report import format_table, write_results_file  # noqa: E402
 
 HEADER = ["head", "body", "clients", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "logged", "lost / torn / refused"]
@@ -61,10 +62,12 @@ def _start_server(args, log):
         [sys.executable, "-m", "mia_tf", "serve", "--model", args.model, "--layer", args.layer, "--port", "0",
          "--intercept-log", log], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     line = server.stdout.readline()
-    if not line.startswith("serving "):
+    try:
+        url = url_in_banner(line)
+    except ValueError:
         server.kill()
         sys.exit(f"the server did not start: {line}")
-    return server, line.split(" at ")[1].split("/v1/")[0], line.split()[1]
+    return server, url, default_server_name(args.model, args.layer)
 
 
 def main():

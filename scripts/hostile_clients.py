@@ -32,6 +32,7 @@ sys.path.insert(0, ROOT)
 
 from edge import wire  # noqa: E402
 from mia_tf.intercept_log import read_log  # noqa: E402
+from mia_tf.serve import url_in_banner  # noqa: E402
 from mia_tf.report import format_table, write_results_file  # noqa: E402
 
 NAME = "lenet_mnist_relu2"
@@ -112,8 +113,7 @@ def main():
         server = subprocess.Popen([sys.executable, "-m", "mia_tf", "serve", "--model", "lenet_mnist", "--layer", "relu2",
                                    "--port", "0", "--intercept-log", log_path], cwd=ROOT, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        line = server.stdout.readline()
-        host, port = line.split(" at http://")[1].split("/v1/")[0].split(":")
+        host, port = url_in_banner(server.stdout.readline()).removeprefix("http://").split(":")
         address = (host, int(port))
         outcomes, answered = collections.defaultdict(collections.Counter), 0
         try:

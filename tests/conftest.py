@@ -65,6 +65,22 @@ def mia_tf_in_process(*args):
     return types.SimpleNamespace(returncode=code, stdout=stdout.getvalue(), stderr=stderr.getvalue())
 
 
+def start_server(log, *args, python=("-m", "mia_tf")):
+    """`python -m mia_tf serve --port 0 --intercept-log LOG ARGS` as a process, once it listens: (process,
+    its base URL). `python` replaces `-m mia_tf` (for example `-c CODE` that sets limits first)."""
+    from mia_tf.serve import url_in_banner
+
+    server = subprocess.Popen([sys.executable, *python, "serve", "--port", "0", "--intercept-log", str(log), *args],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    line = server.stdout.readline()
+    try:
+        return server, url_in_banner(line)
+    except ValueError:
+        server.kill()
+        raise AssertionError(line + server.stderr.read()) from None
+
+
 @pytest.fixture(scope="session")
 def data_dir():
     """The directory with the full mnist.npz and cifar10.npz; the test skips without it."""

@@ -4,23 +4,12 @@ PNG files, then the curious server's white-box attack on its own intercept log."
 import json
 import os
 import signal
-import subprocess
-import sys
 
 import numpy as np
 from PIL import Image
 
 import mia_tf
-from conftest import ROOT, mia_tf as run_cli
-
-
-def _start_server(log, *args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    server = subprocess.Popen([sys.executable, "-m", "mia_tf", "serve", "--port", "0", "--intercept-log", str(log),
-                               *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
-    line = server.stdout.readline()  # "serving NAME ... at http://127.0.0.1:PORT/v1/models/NAME; ..."
-    assert line.startswith("serving "), line + server.stderr.read()
-    return server, line.split(" at ")[1].split("/v1/")[0]
+from conftest import mia_tf as run_cli, start_server
 
 
 def test_edge_to_cloud_and_back_to_the_image(tmp_path):
@@ -36,7 +25,7 @@ def test_edge_to_cloud_and_back_to_the_image(tmp_path):
         Image.fromarray(image[..., 0]).save(pngs[-1])
 
     log = tmp_path / "intercept.log"
-    server, url = _start_server(log, "--layer", "conv1", "--dataset", "mnist")
+    server, url = start_server(log, "--layer", "conv1", "--dataset", "mnist")
     try:
         device = run_cli("run", "--model", str(tflite), "--images", *pngs, "--server", url, "--batch-size", "4",
                          module="edge")

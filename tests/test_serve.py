@@ -15,6 +15,8 @@ from edge.client import TailClient
 from mia_tf.intercept_log import InterceptLog, read_features
 from mia_tf.serve import TailServer, TailService
 
+from conftest import start_server
+
 NAME = "lenet_mnist_relu2"
 
 
@@ -241,19 +243,9 @@ sys.exit(main(sys.argv[1:]))
 
 
 def test_a_full_log_refuses_with_507_and_keeps_serving(tmp_path, victims_features):
-    import os
-    import subprocess
-    import sys
-
-    from conftest import ROOT
-
     log = tmp_path / "intercept.log"
-    process = subprocess.Popen([sys.executable, "-c", FULL_DISK_SERVER, "serve", "--layer", "relu2", "--dataset", "mnist",
-                                "--port", "0", "--intercept-log", str(log)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    process, url = start_server(log, "--layer", "relu2", "--dataset", "mnist", python=("-c", FULL_DISK_SERVER))
     try:
-        line = process.stdout.readline()
-        url = line.split(" at ", 1)[1].split("/v1/")[0]
         client = TailClient(url, NAME)
         answered = refused = 0
         for i in range(8):  # each record is about 4.2 kB: the limit takes 4
