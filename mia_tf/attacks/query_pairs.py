@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from mia_tf.backup import backup_and_restore
 from mia_tf.errors import UsageError
 
 
@@ -109,7 +110,7 @@ def fit_pairs(model, inputs, targets, settings, strategy=None, backup_dir=None, 
     def halving(epoch, _lr=None):
         return settings.learning_rate * 0.5 ** (epoch // settings.halve_every)
 
-    extra = [keras.callbacks.BackupAndRestore(backup_dir)] if backup_dir else []
+    extra = [backup_and_restore(backup_dir)] if backup_dir else []
     history = trained.fit(pair_batches(inputs, targets, settings.batch_size, seed,
                                      getattr(settings, "epoch_examples", 0)), epochs=settings.epochs,
                         verbose=verbose, shuffle=False, callbacks=[*extra, keras.callbacks.LearningRateScheduler(halving),
