@@ -6,6 +6,7 @@ import sys
 import numpy as np
 
 from mia_tf import data as data_lib
+from mia_tf import distributed
 from mia_tf import metrics as metrics_lib
 from mia_tf import models as models_lib
 from mia_tf.attacks.cache import rmle_checkpoint_dir, training_record
@@ -46,7 +47,8 @@ class Cli:
 
     def whitebox(self, layer, dataset="mnist", model=None, images=None, preset="paper", prior=None,
                  steps=None, learning_rate=None, tv_weight=None, batch_size=100, out=None, logdir=None,
-                 data_dir=None, attacker_data="dist", cache_dir=None, features=None, compute_dtype=None):
+                 data_dir=None, attacker_data="dist", cache_dir=None, features=None, compute_dtype=None,
+                 strategy="default"):
         """White-box attack: rebuild the victims' images from the features sent at `layer`.
 
         The attacker knows the head (the device half) and its weights. The `paper` preset runs the
@@ -87,6 +89,9 @@ class Cli:
           compute_dtype: bfloat16 or float16: run the head's arithmetic in rMLE in that type (the
             images and the optimiser stay float32), else float32. On this project's AVX512-BF16
             CPU bfloat16 took 0.51-0.61 of the time at the same PSNR (results/precision_check.md).
+          strategy: default, mirrored or multiworker (as for `train`): with multiworker each worker
+            attacks its share of the victims and the chief writes them all; the decoder prior
+            trains data-parallel.
         """
         from tqdm import tqdm
 
@@ -97,6 +102,8 @@ class Cli:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
         features_log = features
+        distribution = distributed.make_strategy(strategy)  # first: multiworker sets TensorFlow up at start
+        out, cache_dir, logdir = distributed.writable_dirs(distribution, out, cache_dir, logdir)
         target = experiment.prepare(dataset, model, layer, images, features_log)
         features = target.features()
         settings = whitebox_lib.preset(preset, target.dataset, layer, prior, features)
@@ -109,22 +116,25 @@ class Cli:
         board = experiment.TensorBoardLog(logdir)
         originals = None if target.images is None else target.images / 255.0
         pixel_range = data_lib.pixel_range(target.dataset)
-        initial, prior_record = self._prior(target, features, settings, data_dir, attacker_data, cache_dir)
-        batches = range(0, len(features), batch_size)
+        initial, prior_record = self._prior(target, features, settings, data_dir, attacker_data, cache_dir,
+                                            distribution)
+        mine = slice(*distributed.shard(len(features), *distributed.worker_count_and_index(distribution)))
+        batches = range(mine.start, mine.stop, batch_size)  # this worker's victims; all of them on one
         reconstructions, methods, seconds = [], set(), 0.0
         # Redrawn live on a terminal; into a log file (nohup) a line every 30 s at most.
         with tqdm(total=settings.steps * len(batches), desc=f"whitebox {layer}", unit="step", file=sys.stderr,
                   mininterval=0.1 if sys.stderr.isatty() else 30, ascii=not sys.stderr.isatty()) as bar:
             for first in batches:
-                part = slice(first, first + batch_size)
+                part = slice(first, min(first + batch_size, mine.stop))
+                done = (first - mine.start) // batch_size * settings.steps
 
-                def progress(step, loss, x, part=part, first=first):
+                def progress(step, loss, x, part=part, done=done):
                     scalars = {"loss": loss}
                     if originals is not None:
                         scalars["psnr"] = metrics_lib.psnr(originals[part], data_lib.denormalize(x, target.dataset)).mean()
                     bar.set_postfix({k: f"{v:.4g}" for k, v in scalars.items()}, refresh=False)
-                    bar.update(step - bar.n + first // batch_size * settings.steps)
-                    board.scalars(first // batch_size * settings.steps + step, **scalars)
+                    bar.update(step - bar.n + done)
+                    board.scalars(done + step, **scalars)
 
                 result = whitebox_lib.whitebox_attack(
                     target.head, features[part], settings, pixel_range=pixel_range, progress=progress,
@@ -133,7 +143,9 @@ class Cli:
                 methods.add(result.method)
                 seconds += result.seconds
             bar.update(bar.total - bar.n)
-        reconstructions = np.concatenate(reconstructions)
+        reconstructions = distributed.gather_shards(
+            distribution, np.concatenate([np.zeros((0, *target.head.input.shape[1:]), np.float32), *reconstructions]),
+            len(features))
         record = experiment.write_results(out, target, reconstructions, {
             "attack": "whitebox", "preset": preset, "method": "+".join(sorted(methods)),
             "settings": dataclasses.asdict(settings), "seconds": round(seconds, 2), "prior": prior_record,
@@ -145,7 +157,7 @@ class Cli:
         _print_scores(record)
 
     @staticmethod
-    def _prior(target, features, settings, data_dir, attacker_data, cache_dir):
+    def _prior(target, features, settings, data_dir, attacker_data, cache_dir, strategy=None):
         """(starting images or None, record for metrics.json) for the white-box prior."""
         from mia_tf.attacks import inverse_network, learned_prior
         from mia_tf.attacks.whitebox import is_affine
@@ -154,7 +166,7 @@ class Cli:
             return None, None
         decoder, path, cached = learned_prior.prior_decoder(
             target.head, target.dataset, target.layer, models_lib.weights_sha256(target.model), data_dir,
-            attacker_data, cache=cache_dir, verbose=1 if sys.stderr.isatty() else 0)
+            attacker_data, cache=cache_dir, strategy=strategy, verbose=1 if sys.stderr.isatty() else 0)
         print(f"decoder prior {'loaded from' if cached else 'trained on ' + attacker_data + ', saved to'} {path}",
               file=sys.stderr)
         return inverse_network.invert(decoder, features), {
@@ -204,7 +216,7 @@ class Cli:
           data_dir: directory with <dataset>.npz (the attacker's images); default $MIA_TF_DATA_DIR.
           cache_dir: where trained decoders and query answers are kept (default $MIA_TF_CACHE,
             else ~/.cache/mia_tf).
-          strategy: default or mirrored (tf.distribute, as for `train`).
+          strategy: default, mirrored or multiworker (tf.distribute, as for `train`).
           features: attack the features in an intercept log of `python -m mia_tf serve`.
           seed: random seed for the decoder's and the shadow's initial weights and batch order.
           compute_dtype: bfloat16 or float16: the shadow's arithmetic in rMLE (as for `whitebox`).
@@ -217,16 +229,17 @@ class Cli:
         from mia_tf import experiment
         from mia_tf.attacks.blackbox import BlackboxSettings, blackbox_attack
         from mia_tf.attacks.oracle import QueryOracle
-        from mia_tf.train import make_strategy
 
         settings = BlackboxSettings(attack, preset, data, queries, epochs, compute_dtype, train_dtype).validate()
+        distribution = distributed.make_strategy(strategy)  # first: multiworker sets TensorFlow up at start
+        out, cache_dir, logdir = distributed.writable_dirs(distribution, out, cache_dir, logdir)
         target = experiment.prepare(dataset, model, layer, images, features)
         keras.utils.set_random_seed(seed)
         intercepted = target.features()
         source, source_sha = QueryOracle.for_head(target.head, target.model, oracle,
                                                   budget=settings.query_budget(len(intercepted)))
         result = blackbox_attack(source, source_sha, target.head, intercepted, target.dataset, layer, settings,
-                                 data_dir, cache_dir, make_strategy(strategy), verbose=1 if sys.stderr.isatty() else 0,
+                                 data_dir, cache_dir, distribution, verbose=1 if sys.stderr.isatty() else 0,
                                  log=_log)
         out = out or experiment.default_out("blackbox", target, f"{attack}_{data}_{preset}")
         _finish(out, target, result.reconstruction, {**result.record, "seed": seed, "seconds": round(result.seconds, 1)},
@@ -266,7 +279,7 @@ class Cli:
           logdir: if given, TensorBoard images are written there.
           data_dir: directory with <dataset>.npz (the attacker's images); default $MIA_TF_DATA_DIR.
           cache_dir: where trained shadows are kept (default $MIA_TF_CACHE, else ~/.cache/mia_tf).
-          strategy: default or mirrored (tf.distribute, as for `train`).
+          strategy: default, mirrored or multiworker (tf.distribute, as for `train`).
           features: attack the features in an intercept log of `python -m mia_tf serve`.
           seed: random seed for the (first) shadow's initial weights and batch order.
           train_dtype: bfloat16 or float16: the shadows' (and the best preset's decoders')
@@ -277,8 +290,9 @@ class Cli:
 
         from mia_tf import experiment
         from mia_tf.attacks import query_free
-        from mia_tf.train import make_strategy
 
+        distribution = distributed.make_strategy(strategy)  # first: multiworker sets TensorFlow up at start
+        out, cache_dir, logdir = distributed.writable_dirs(distribution, out, cache_dir, logdir)
         target = experiment.prepare(dataset, model, layer, images, features)
         settings = query_free.preset(preset, target.head, target.dataset, layer, data, net,
                                      50 if epochs is None else epochs, limit, seed, train_dtype)
@@ -287,7 +301,7 @@ class Cli:
             raise UsageError(f"--shadows must be a positive whole number, got {shadows!r}")
         verbose = 1 if sys.stderr.isatty() else 0
         features = target.features()
-        tail_sha256, distribution = models_lib.weights_sha256(target.tail), make_strategy(strategy)
+        tail_sha256 = models_lib.weights_sha256(target.tail)
         started = time.time()
         trained, records = [], []
         for k in range(shadows):  # shadow k has seed + k
@@ -429,7 +443,9 @@ class Cli:
           out: output directory (default runs/train_<dataset>): <model>.weights.h5 with its .json
             report and .history.csv, and checkpoints/ (per epoch; running again with the same
             --out resumes there). The shipped zoo weights are never overwritten.
-          strategy: default (one device) or mirrored (all local GPUs, or all logical CPUs).
+          strategy: default (one device), mirrored (all local GPUs, or all logical CPUs) or
+            multiworker (one process per machine, each told the cluster by TF_CONFIG; the first
+            worker writes; see docs/distributed.md).
           data_dir: directory with <dataset>.npz; default $MIA_TF_DATA_DIR, else tensorflow_datasets.
           limit: train on only the first N training images (for quick checks).
           seed: random seed for initialisation, shuffling and augmentation.

@@ -20,13 +20,11 @@ import time
 import numpy as np
 
 from mia_tf import data as data_lib
+from mia_tf import distributed
 from mia_tf import models as models_lib
 from mia_tf.backup import backup_and_restore
 from mia_tf.errors import UsageError
 from mia_tf.io import atomic_path, sha256_file, write_json
-
-STRATEGIES = ("default", "mirrored", "multiworker")
-
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
@@ -47,31 +45,6 @@ RECIPES = {
     "cifar10": Recipe(epochs=50, batch_size=32, learning_rate=1e-3, flip=True,
                       rotation_degrees=10.0, translation=0.1, zoom=0.1),
 }
-
-
-def make_strategy(name="default", devices=None):
-    """A tf.distribute strategy by name.
-
-    default: one device (TensorFlow's default strategy). mirrored: synchronous data parallelism
-    over `devices` (all local GPUs, or all logical CPUs when there is no GPU). multiworker (across
-    machines, by TF_CONFIG) is refused for now: see below.
-    """
-    import tensorflow as tf
-
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        if devices is None:
-            gpus = tf.config.list_logical_devices("GPU")
-            devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices=devices)
-    if name == "multiworker":
-        # Keras 3's fit (which every training here goes through) fails under this strategy with
-        # two real workers ("Attempt to convert a value (PerReplica...)", keras-team/keras#20585);
-        # refused in one line until a custom training loop lands (issue 39).
-        raise UsageError("strategy 'multiworker' is not supported yet (Keras 3's fit fails under "
-                         "MultiWorkerMirroredStrategy with real workers): use mirrored on one machine")
-    raise UsageError(f"unknown strategy {name!r}: use one of {', '.join(STRATEGIES)}")
 
 
 def make_augmenter(recipe, seed=0):
@@ -110,7 +83,12 @@ def cutout(x, size, seed=None):
 
 
 def make_dataset(images, labels, dataset, batch_size, augmenter=None, shuffle=False, seed=0, cutout_size=0):
-    """tf.data pipeline: uint8 images -> (augmented) normalised float batches with int labels."""
+    """tf.data pipeline: uint8 images -> (augmented) normalised float batches with int labels.
+
+    Batches are prepared in order, one at a time (prefetched behind training): the augmentation's
+    random draws then come in a fixed order, so a run repeats exactly and `multiworker` trains
+    the very weights `mirrored` does. A parallel map drew them in whatever order its threads ran.
+    """
     import tensorflow as tf
 
     s = data_lib.spec(dataset)
@@ -127,7 +105,7 @@ def make_dataset(images, labels, dataset, batch_size, augmenter=None, shuffle=Fa
         x = (x - mean) / std
         return (cutout(x, cutout_size, seed) if cutout_size else x), y
 
-    return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return ds.map(prepare).prefetch(tf.data.AUTOTUNE)
 
 
 def cosine_learning_rate(recipe, epochs):
@@ -173,12 +151,14 @@ def compile_for_training(model, learning_rate, weight_decay=0.0):
 
 
 def save_model_weights(model, zoo_name, path):
-    """Write the model's weights alone: a compiled model's file would also hold the optimizer's
-    three moment tensors per weight (four times the size), which nobody loading a zoo model needs."""
+    """Write the model's weights alone and return that bare copy of the model (on one device,
+    outside any strategy): a compiled model's file would also hold the optimizer's three moment
+    tensors per weight (four times the size), which nobody loading a zoo model needs."""
     bare = models_lib.ZOO[zoo_name].build()
     bare.set_weights(model.get_weights())
     with atomic_path(path) as tmp:
         bare.save_weights(tmp)
+    return bare
 
 
 def accuracy(model, images, labels, dataset, batch_size=500):
@@ -196,6 +176,10 @@ def train(dataset, out=None, epochs=None, batch_size=None,
     `<model>.weights.h5` with its report `.json` and `.history.csv`, and `checkpoints/`, from which
     running again with the same `out` resumes. Never into the installed package: to ship new zoo
     weights, copy the three files into mia_tf/zoo/ by hand.
+
+    `strategy` is a name (see `mia_tf.distributed.make_strategy`) or a tf.distribute strategy
+    already made; under multiworker only the chief writes into `out` (the others into a temporary
+    directory).
 
     `callbacks` (Keras callbacks, for example TensorBoard) run after the built-in ones, so they
     see each epoch's checkpoint already written. `init_weights` (a .weights.h5 of the same model)
@@ -229,10 +213,12 @@ def train(dataset, out=None, epochs=None, batch_size=None,
     out_dir = out or os.path.join("runs", f"train_{spec.name}")
     if str(out_dir).endswith(".h5") or os.path.isfile(out_dir):
         raise UsageError(f"out is a directory (weights, report and checkpoints go inside it), got the file {out_dir}")
+
+    # made before any other TensorFlow work (multiworker needs that), and before data is read
+    dist = distributed.make_strategy(strategy) if isinstance(strategy, str) else strategy
+    out_dir = distributed.writable_dirs(dist, out_dir)  # a non-chief worker writes into a temporary directory
     out = os.path.join(out_dir, f"{zoo_name}.weights.h5")
     checkpoint_dir = os.path.join(out_dir, "checkpoints")
-
-    dist = make_strategy(strategy)  # a strategy refused before any data is read
     x_train, y_train = data_lib.load(spec.name, "train", data_dir)
     x_test, y_test = data_lib.load(spec.name, "test", data_dir)
     if limit:
@@ -263,23 +249,23 @@ def train(dataset, out=None, epochs=None, batch_size=None,
         *callbacks,
     ]
     started = time.time()
-    model.fit(train_ds, epochs=epochs, validation_data=test_ds, validation_freq=validation_freq, shuffle=False,
-              callbacks=callbacks, verbose=verbose)
+    distributed.fit(model, train_ds, epochs, model.loss, dist, callbacks, verbose, accuracy=True,
+                    validation=test_ds, validation_freq=validation_freq)
     seconds = time.time() - started
 
-    save_model_weights(model, zoo_name, out)
+    trained = save_model_weights(model, zoo_name, out)
     report = {
         "dataset": spec.name,
         "model": zoo_name,
         "weights": os.path.basename(out),
         "weights_sha256": sha256_file(out),
-        "test_accuracy": accuracy(model, x_test, y_test, spec.name),
+        "test_accuracy": accuracy(trained, x_test, y_test, spec.name),
         "test_images": int(len(y_test)),
         "train_images": int(len(y_train)),
         "recipe": dataclasses.asdict(recipe) | {"epochs": epochs, "batch_size": batch_size},
         "init_weights": None if init_weights is None else {"file": os.path.basename(init_weights),
                                                             "sha256": sha256_file(init_weights)},
-        "strategy": strategy,
+        "strategy": strategy if isinstance(strategy, str) else type(strategy).__name__,
         "replicas": int(dist.num_replicas_in_sync),
         "seconds_this_run": round(seconds, 1),
         "seconds_all_epochs": total_epoch_seconds(history_csv),

@@ -1,7 +1,9 @@
-"""The CLI gives the committed results again: a rerun of a committed cell agrees within 0.01 dB.
+"""The CLI gives the committed results again: a rerun of a committed cell agrees within 0.05 dB.
 
-These cells are deterministic (rMLE from zeros on fixed weights); what may differ between runs is
-the last bits of float arithmetic under thread scheduling, far below 0.01 dB.
+These cells are deterministic (rMLE from zeros on fixed weights) on one machine: reruns there
+agree within 0.01 dB. Another CPU adds in another order (AVX2 against AVX-512 kernels), and 5,000
+Adam steps carry those last bits further: the relu2 cell gave 16.137 dB on a 2-core AVX2 EPYC
+against the committed 16.120 (made on an AVX-512 machine).
 """
 
 import json
@@ -21,8 +23,8 @@ def _rerun_matches(tmp_path, reference_weights, cell, *args):
     same_settings = {k: v for k, v in rerun["settings"].items() if k not in ("xla", "compute_dtype")}
     assert rerun["victims"] == committed["victims"] and rerun["settings"]["compute_dtype"] is None
     assert same_settings == {k: v for k, v in committed["settings"].items() if k != "xla"}
-    for metric in ("psnr", "ssim_paper"):
-        assert rerun["summary"][metric]["mean"] == pytest.approx(committed["summary"][metric]["mean"], abs=0.01)
+    for metric, tolerance in (("psnr", 0.05), ("ssim_paper", 0.002)):
+        assert rerun["summary"][metric]["mean"] == pytest.approx(committed["summary"][metric]["mean"], abs=tolerance)
 
 
 def test_the_committed_relu2_cell_on_the_papers_10(tmp_path, reference_weights, monkeypatch):

@@ -35,16 +35,6 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, data_dir):
     assert os.path.getsize(tmp_path / "run" / "lenet_mnist.weights.h5") > 100_000
 
 
-def test_unknown_strategy_is_a_usage_error():
-    from mia_tf.errors import UsageError
-    from mia_tf.train import make_strategy
-
-    with pytest.raises(UsageError, match="default, mirrored, multiworker"):
-        make_strategy("tpu")
-    with pytest.raises(UsageError, match="'multiworker' is not supported yet"):
-        make_strategy("multiworker")
-
-
 def test_warm_restart_starts_from_trained_weights(tmp_path, data_dir):
     from mia_tf import models, train
     from mia_tf.errors import UsageError

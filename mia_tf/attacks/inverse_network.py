@@ -26,7 +26,8 @@ import math
 
 import numpy as np
 
-from mia_tf.attacks.query_pairs import attacker_pairs, fit_pairs, strategy_scope
+from mia_tf import distributed
+from mia_tf.attacks.query_pairs import attacker_pairs, fit_pairs
 from mia_tf.errors import UsageError
 
 
@@ -275,7 +276,7 @@ def trained_decoder(oracle, source_sha256, dataset, layer, attacker_data, settin
         fields["decoder"] = {"family": "linear least squares", "dense_unknowns": DENSE_UNKNOWNS,
                              "unknowns": LINEAR_UNKNOWNS, "equations_per_unknown": EQUATIONS_PER_UNKNOWN}
     else:
-        with strategy_scope(strategy):
+        with distributed.scope(strategy):
             decoder = make_decoder(settings, spec.name, layer, oracle.feature_shape, spec.image_shape)
 
     def train(backup_dir):

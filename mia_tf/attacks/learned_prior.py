@@ -17,11 +17,11 @@ DEFAULT_PRIOR_DECODER = inverse_network.DecoderSettings(family="best", epochs=5)
 
 
 def prior_decoder(head, dataset, layer, model_sha256, data_dir=None, attacker_data="dist",
-                  settings=DEFAULT_PRIOR_DECODER, limit=None, cache=None, verbose=0):
+                  settings=DEFAULT_PRIOR_DECODER, limit=None, cache=None, strategy=None, verbose=0):
     """A decoder for `head` trained on the attacker's own data, from the cache when it is there.
 
     Returns (decoder, cache path, whether it was loaded from the cache).
     """
     return inverse_network.trained_decoder(
         QueryOracle.from_keras(head), model_sha256, dataset, layer, attacker_data, settings, queries=limit,
-        data_dir=data_dir, cache=cache, verbose=verbose)
+        data_dir=data_dir, cache=cache, strategy=strategy, verbose=verbose)

@@ -30,9 +30,9 @@ import itertools
 import numpy as np
 import scipy.stats
 
-from mia_tf import data as data_lib, metrics, precision
+from mia_tf import data as data_lib, distributed, metrics, precision
 from mia_tf.attacks import cache as cache_lib, inverse_network, levels_check, whitebox
-from mia_tf.attacks.query_pairs import fit_pairs, strategy_scope
+from mia_tf.attacks.query_pairs import fit_pairs
 from mia_tf.errors import UsageError
 
 NETS = ("same", "diff")
@@ -263,7 +263,7 @@ def trained_shadow(head, tail, tail_sha256, dataset, layer, settings=QueryFreeSe
         # 4 significant digits: the same victims' features computed in other batch sizes differ
         # in the last bits, and must still find the same shadow
         fields["intercepted_stats"] = cache_lib.cache_key([f"{value:.4g}" for value in (*target_mean, *target_std)])
-    with strategy_scope(strategy):
+    with distributed.scope(strategy):
         penalty = (_feature_stats_penalty(target_mean, target_std, settings.feature_stats_weight)
                    if settings.feature_stats_weight > 0 else None)
         shadow, through_tail = shadow_through_tail(head, tail, settings.net, dataset, layer, penalty)

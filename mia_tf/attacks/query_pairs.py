@@ -7,18 +7,13 @@ tf.distribute strategy, resuming after a kill from its per-epoch backup, in floa
 `train_dtype`) with the layers computing in bfloat16 or float16.
 """
 
-import contextlib
 import os
 
 import numpy as np
 
+from mia_tf import distributed
 from mia_tf.backup import backup_and_restore
 from mia_tf.errors import UsageError
-
-
-def strategy_scope(strategy):
-    """`strategy.scope()`, or no scope for None (the default device)."""
-    return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
 
 def collect_answers(oracle, images, path=None, batch_size=1024):
@@ -84,10 +79,10 @@ def fit_pairs(model, inputs, targets, settings, strategy=None, backup_dir=None, 
         large set costs what it costs on a small one; a `train_dtype` field (bfloat16 or
         float16; None: float32) trains a copy whose layers compute in that type (weights, Adam
         and the loss stay float32; `mia_tf.precision.computing_in`) and copies its weights back.
-      strategy: a tf.distribute strategy (see `mia_tf.train.make_strategy`), or None.
+      strategy: a tf.distribute strategy (see `mia_tf.distributed.make_strategy`), or None.
       backup_dir: with it, weights, optimizer and epoch are saved after every epoch and a killed
         run resumes there.
-      metrics: Keras metric names to track besides the loss (their per-epoch values are returned).
+      metrics: ("accuracy",) to track top-1 accuracy of integer labels besides the loss.
     Returns:
       the Keras history dict (loss and `metrics` per epoch; a resumed run: the epochs it trained).
     """
@@ -98,26 +93,26 @@ def fit_pairs(model, inputs, targets, settings, strategy=None, backup_dir=None, 
     if len(inputs) != len(targets):
         raise UsageError(f"{len(inputs)} inputs but {len(targets)} targets: pairs must match")
     train_dtype = getattr(settings, "train_dtype", None)
-    with strategy_scope(strategy):
+    with distributed.scope(strategy):
         # A copy computing in train_dtype trains; its weights (kept float32) go back to `model` after.
         # Keras losses take predictions in float32, so a custom loss sees float32 too.
         trained = precision.computing_in(model, train_dtype)
         optimizer = keras.optimizers.Adam(settings.learning_rate, epsilon=1e-3, amsgrad=True)
         if train_dtype == "float16":  # float16 gradients underflow without loss scaling (bfloat16's range is float32's)
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        trained.compile(optimizer=optimizer, loss=loss, metrics=list(metrics))
+        trained.compile(optimizer=optimizer)
 
     def halving(epoch, _lr=None):
         return settings.learning_rate * 0.5 ** (epoch // settings.halve_every)
 
     extra = [backup_and_restore(backup_dir)] if backup_dir else []
-    history = trained.fit(pair_batches(inputs, targets, settings.batch_size, seed,
-                                     getattr(settings, "epoch_examples", 0)), epochs=settings.epochs,
-                        verbose=verbose, shuffle=False, callbacks=[*extra, keras.callbacks.LearningRateScheduler(halving),
-                                                                   *callbacks])
+    history = distributed.fit(
+        trained, pair_batches(inputs, targets, settings.batch_size, seed, getattr(settings, "epoch_examples", 0)),
+        settings.epochs, loss, strategy, [*extra, keras.callbacks.LearningRateScheduler(halving), *callbacks],
+        verbose, accuracy="accuracy" in metrics)
     if trained is not model:
         model.set_weights(trained.get_weights())
-    return history.history
+    return history
 
 
 def attacker_pairs(oracle, source_sha256, dataset, layer, attacker_data, queries=None, data_dir=None, cache=None):

@@ -15,7 +15,8 @@ queries (`query_pairs.attacker_pairs`).
 import dataclasses
 
 from mia_tf.attacks import cache as cache_lib
-from mia_tf.attacks.query_pairs import attacker_pairs, fit_pairs, strategy_scope
+from mia_tf import distributed
+from mia_tf.attacks.query_pairs import attacker_pairs, fit_pairs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +49,7 @@ def trained_shadow(oracle, head, source_sha256, dataset, layer, attacker_data, s
     fields = {"source": source_sha256, "dataset": dataset, "layer": layer, "data": attacker_data,
               "queries": queries, "shadow": cache_lib.settings_fields(settings, ("train_dtype",)),
               "structure": [type(l).__name__ for l in head.layers]}
-    with strategy_scope(strategy):
+    with distributed.scope(strategy):
         shadow = shadow_structure(head)
 
     def train(backup_dir):

@@ -1,0 +1,156 @@
+"""tf.distribute with real workers: two processes on loopback train as one mirrored process does.
+
+`multiworker` runs one process per machine, each told the cluster by TF_CONFIG. Here two worker
+processes on 127.0.0.1 (ports free at run time) train the target model and a decoder for one epoch
+each; the chief's weights must equal those of the same run under `mirrored` on two logical CPUs of
+one process (the same global batches, split the same way), and the other worker must leave no
+file behind. Bad cluster descriptions and absent workers end in one line and exit status 2.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+TRAIN_BOTH = """
+import json, os, numpy as np, tensorflow as tf
+if {logical_cpus} > 1:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * {logical_cpus})
+from mia_tf import distributed
+strategy = distributed.make_strategy({strategy!r})  # first: multiworker sets TensorFlow up at start
+from mia_tf import models, train
+from mia_tf.attacks import inverse_network, learned_prior
+from mia_tf.split import split
+out, cache = distributed.writable_dirs(strategy, {out!r}, {cache!r})
+report = train.train("mnist", out=out, epochs=1, batch_size=16, limit=1024, validation_freq=1,
+                     data_dir={data!r}, strategy=strategy, verbose=0)
+model = models.load_model("lenet_mnist")[0]
+head, _ = split(model, "relu2")
+decoder, _, _ = learned_prior.prior_decoder(
+    head, "mnist", "relu2", models.weights_sha256(model), {data!r}, limit=1024, cache=cache, strategy=strategy,
+    settings=inverse_network.DecoderSettings(family="best", epochs=1, width=8, batch_size=32))
+if distributed.is_chief(strategy):
+    trained = models.ZOO["lenet_mnist"].build()
+    trained.load_weights(os.path.join(out, "lenet_mnist.weights.h5"))
+    np.savez(os.path.join(out, "weights.npz"), *trained.get_weights(), *decoder.get_weights())
+print("REPORT", json.dumps(report))
+"""
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _start(code, tf_config=None, env_extra=None, **values):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT), **(env_extra or {}))
+    env.pop("TF_CONFIG", None)
+    if tf_config is not None:
+        env["TF_CONFIG"] = json.dumps(tf_config)
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code).format(**values)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _cluster(ports, index):
+    return {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
+
+
+def _finish(process, timeout=600):
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    assert process.returncode == 0, err[-3000:]
+    return json.loads(out.split("REPORT", 1)[1])
+
+
+def test_two_workers_on_loopback_train_what_one_mirrored_process_trains(tmp_path, data_dir):
+    ports = _free_ports(2)
+    worker_tmp = tmp_path / "worker1_tmp"
+    worker_tmp.mkdir()
+    values = dict(strategy="multiworker", logical_cpus=1, data=data_dir)
+    workers = [
+        _start(TRAIN_BOTH, _cluster(ports, 0), out=str(tmp_path / "chief"), cache=str(tmp_path / "chief_cache"),
+               **values),
+        _start(TRAIN_BOTH, _cluster(ports, 1), {"TMPDIR": str(worker_tmp)}, out=str(tmp_path / "worker1"),
+               cache=str(tmp_path / "worker1_cache"), **values),
+    ]
+    mirrored = _start(TRAIN_BOTH, strategy="mirrored", logical_cpus=2, data=data_dir, out=str(tmp_path / "mirrored"),
+                      cache=str(tmp_path / "mirrored_cache"))
+    reports = [_finish(w) for w in workers]
+    mirrored_report = _finish(mirrored)
+
+    assert [r["replicas"] for r in reports] == [2, 2] and mirrored_report["replicas"] == 2
+    chief = np.load(tmp_path / "chief" / "weights.npz")
+    reference = np.load(tmp_path / "mirrored" / "weights.npz")
+    assert len(chief.files) == len(reference.files) > 10
+    for name in reference.files:  # two replicas' sums are the same either way: equal, here bit for bit
+        np.testing.assert_allclose(chief[name], reference[name], rtol=1e-5, atol=1e-7, err_msg=name)
+    assert reports[0]["test_accuracy"] > 0.25, reports[0]  # 32 steps from scratch, well above chance (0.10)
+    assert reports[0]["test_accuracy"] == mirrored_report["test_accuracy"]
+    # the other worker wrote nothing: not its out, not its cache, and its temporary copies are gone
+    assert not (tmp_path / "worker1").exists() and not (tmp_path / "worker1_cache").exists()
+    assert list(worker_tmp.iterdir()) == []
+
+
+CLI_TRAIN = [sys.executable, "-m", "mia_tf", "train", "--dataset", "mnist", "--epochs", "1", "--limit", "64",
+             "--strategy", "multiworker"]
+
+
+def _cli(args, tf_config, cwd, env_extra=None, timeout=120):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT), **(env_extra or {}))
+    env.pop("TF_CONFIG", None)
+    if tf_config is not None:
+        env["TF_CONFIG"] = tf_config
+    return subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("tf_config, message", [
+    (None, "strategy multiworker needs TF_CONFIG on every worker"),
+    ("{not json", "TF_CONFIG is not a cluster description"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}}', "TF_CONFIG is not a cluster description"),
+    ('{"cluster": {"worker": ["127.0.0.1"]}, "task": {"type": "worker", "index": 0}}', "host:port strings"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}', "task index must be 0 to 0"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"], "ps": ["127.0.0.1:2"]}, "task": {"type": "worker", "index": 0}}',
+     "may list only workers"),
+])
+def test_a_bad_cluster_description_says_what_is_wrong(tf_config, message):
+    from mia_tf.distributed import read_tf_config
+    from mia_tf.errors import UsageError
+
+    with pytest.raises(UsageError, match=message):
+        read_tf_config(tf_config)
+
+
+def _one_error_line(result):
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("mia_tf: error:")]
+    assert len(lines) == 1, result.stderr[-2000:]
+    return lines[0]
+
+
+def test_the_cli_refuses_a_bad_cluster_description_in_one_line_before_any_work(tmp_path):
+    assert "TF_CONFIG is not a cluster description" in _one_error_line(_cli(CLI_TRAIN, "{not json", tmp_path))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_worker_that_cannot_reach_the_others_gives_up_in_one_line(tmp_path):
+    ports = _free_ports(2)  # worker 1 never starts
+    result = _cli(CLI_TRAIN, json.dumps(_cluster(ports, 0)), tmp_path, {"MIA_TF_CONNECT_SECONDS": "10"})
+    assert "could not reach worker 1 at" in _one_error_line(result)
+    assert not (tmp_path / "runs").exists()
