@@ -35,7 +35,7 @@ import numpy as np
 from mia_tf.errors import UsageError
 
 STRATEGIES = ("default", "mirrored", "multiworker")
-CONNECT_SECONDS = float(os.environ.get("MIA_TF_CONNECT_SECONDS", 120))  # to reach every worker, then exit 2
+CONNECT_SECONDS = 120  # for every worker to answer at start-up; MIA_TF_CONNECT_SECONDS overrides
 
 
 def make_strategy(name="default", devices=None):
@@ -43,8 +43,9 @@ def make_strategy(name="default", devices=None):
 
     `multiworker` must be made before TensorFlow runs anything else in the process (TensorFlow
     configures collective ops at start-up), so commands make the strategy first. It checks
-    TF_CONFIG, then waits up to CONNECT_SECONDS for every worker to answer (`wait_for_workers`);
-    one that does not is a UsageError (one line, exit status 2) rather than a hang.
+    TF_CONFIG, then waits up to CONNECT_SECONDS (or $MIA_TF_CONNECT_SECONDS) for every worker to
+    answer (`wait_for_workers`); one that does not is a UsageError (one line, exit status 2)
+    rather than a hang.
     """
     import tensorflow as tf
 
@@ -57,10 +58,15 @@ def make_strategy(name="default", devices=None):
         return tf.distribute.MirroredStrategy(devices=devices)
     if name == "multiworker":
         workers, index = read_tf_config(os.environ.get("TF_CONFIG"))
-        wait_for_workers(workers, index, CONNECT_SECONDS)
+        seconds = os.environ.get("MIA_TF_CONNECT_SECONDS", str(CONNECT_SECONDS))
+        try:
+            seconds = float(seconds)
+        except ValueError:
+            raise UsageError(f"MIA_TF_CONNECT_SECONDS must be a number of seconds, got {seconds!r}") from None
+        wait_for_workers(workers, index, seconds)
         # A worker that vanished since it answered would leave TensorFlow's start-up waiting for ever,
         # holding the interpreter (no Python timer can run): faulthandler's own thread ends it.
-        faulthandler.dump_traceback_later(CONNECT_SECONDS, exit=True)
+        faulthandler.dump_traceback_later(seconds, exit=True)
         try:
             strategy = tf.distribute.MultiWorkerMirroredStrategy()
             tf.function(lambda: strategy.reduce("SUM", strategy.run(lambda: tf.constant(1)), axis=None))()  # all answer

@@ -9,10 +9,12 @@ file behind. Bad cluster descriptions and absent workers end in one line and exi
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -154,3 +156,44 @@ def test_a_worker_that_cannot_reach_the_others_gives_up_in_one_line(tmp_path):
     result = _cli(CLI_TRAIN, json.dumps(_cluster(ports, 0)), tmp_path, {"MIA_TF_CONNECT_SECONDS": "10"})
     assert "could not reach worker 1 at" in _one_error_line(result)
     assert not (tmp_path / "runs").exists()
+
+
+TRAIN_ONLY = """
+import json
+from mia_tf import distributed
+strategy = distributed.make_strategy("multiworker")
+from mia_tf import train
+report = train.train("mnist", out={out!r}, epochs=3, batch_size=16, limit=2048, validation_freq=3,
+                     data_dir={data!r}, strategy=strategy, verbose=0)
+print("REPORT", json.dumps(report))
+"""
+
+
+@pytest.mark.slow
+def test_killing_a_worker_stops_the_other_and_both_resume_from_the_chiefs_backup(tmp_path, data_dir):
+    def start_both(ports):
+        return [_start(TRAIN_ONLY, _cluster(ports, i), out=str(tmp_path / f"worker{i}"), data=data_dir)
+                for i in range(2)]
+
+    backup = tmp_path / "worker0" / "checkpoints" / "backup"
+    workers = start_both(_free_ports(2))
+    deadline = time.monotonic() + 600
+    while not backup.is_dir():  # the first epoch's backup is whole once the directory exists
+        assert all(w.poll() is None for w in workers) and time.monotonic() < deadline, workers[0].stderr.read()
+        time.sleep(0.1)
+    workers[1].send_signal(signal.SIGKILL)
+    workers[1].wait()
+    try:
+        workers[0].wait(timeout=300)  # its next all-reduce fails: it must end, not hang
+    except subprocess.TimeoutExpired:
+        workers[0].kill()
+        pytest.fail("the chief went on waiting for a killed worker for 300 s")
+    assert workers[0].returncode != 0
+    epoch_backed_up = json.loads((backup / "training_metadata.json").read_text())["epoch"]
+    assert 1 <= epoch_backed_up < 3
+
+    reports = [_finish(w) for w in start_both(_free_ports(2))]
+    history = (tmp_path / "worker0" / "lenet_mnist.history.csv").read_text().splitlines()
+    assert len(history) == 1 + 3  # header, then each epoch once: the resumed run began where the backup was
+    assert reports[0]["test_accuracy"] > 0.8, reports[0]  # 3 epochs on 2,048 images
+    assert not (tmp_path / "worker1").exists()
