@@ -118,34 +118,36 @@ class Cli:
         pixel_range = data_lib.pixel_range(target.dataset)
         initial, prior_record = self._prior(target, features, settings, data_dir, attacker_data, cache_dir,
                                             distribution)
-        mine = slice(*distributed.shard(len(features), *distributed.worker_count_and_index(distribution)))
-        batches = range(mine.start, mine.stop, batch_size)  # this worker's victims; all of them on one
-        reconstructions, methods, seconds = [], set(), 0.0
-        # Redrawn live on a terminal; into a log file (nohup) a line every 30 s at most.
-        with tqdm(total=settings.steps * len(batches), desc=f"whitebox {layer}", unit="step", file=sys.stderr,
-                  mininterval=0.1 if sys.stderr.isatty() else 30, ascii=not sys.stderr.isatty()) as bar:
-            for first in batches:
-                part = slice(first, min(first + batch_size, mine.stop))
-                done = (first - mine.start) // batch_size * settings.steps
+        methods, seconds = set(), []
 
-                def progress(step, loss, x, part=part, done=done):
-                    scalars = {"loss": loss}
-                    if originals is not None:
-                        scalars["psnr"] = metrics_lib.psnr(originals[part], data_lib.denormalize(x, target.dataset)).mean()
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in scalars.items()}, refresh=False)
-                    bar.update(step - bar.n + done)
-                    board.scalars(done + step, **scalars)
+        def attack_share(features, initial, originals):  # this worker's victims; all of them on one
+            batches = range(0, len(features), batch_size)
+            reconstructions = []
+            # Redrawn live on a terminal; into a log file (nohup) a line every 30 s at most.
+            with tqdm(total=settings.steps * len(batches), desc=f"whitebox {layer}", unit="step", file=sys.stderr,
+                      mininterval=0.1 if sys.stderr.isatty() else 30, ascii=not sys.stderr.isatty()) as bar:
+                for first in batches:
+                    part = slice(first, first + batch_size)
 
-                result = whitebox_lib.whitebox_attack(
-                    target.head, features[part], settings, pixel_range=pixel_range, progress=progress,
-                    init=None if initial is None else initial[part], checkpoint_dir=rmle_checkpoint_dir(cache_dir))
-                reconstructions.append(result.reconstruction)
-                methods.add(result.method)
-                seconds += result.seconds
-            bar.update(bar.total - bar.n)
-        reconstructions = distributed.gather_shards(
-            distribution, np.concatenate([np.zeros((0, *target.head.input.shape[1:]), np.float32), *reconstructions]),
-            len(features))
+                    def progress(step, loss, x, part=part, done=first // batch_size * settings.steps):
+                        scalars = {"loss": loss}
+                        if originals is not None:
+                            scalars["psnr"] = metrics_lib.psnr(originals[part], data_lib.denormalize(x, target.dataset)).mean()
+                        bar.set_postfix({k: f"{v:.4g}" for k, v in scalars.items()}, refresh=False)
+                        bar.update(step - bar.n + done)
+                        board.scalars(done + step, **scalars)
+
+                    result = whitebox_lib.whitebox_attack(
+                        target.head, features[part], settings, pixel_range=pixel_range, progress=progress,
+                        init=None if initial is None else initial[part], checkpoint_dir=rmle_checkpoint_dir(cache_dir))
+                    reconstructions.append(result.reconstruction)
+                    methods.add(result.method)
+                    seconds.append(result.seconds)
+                bar.update(bar.total - bar.n)
+            return np.concatenate(reconstructions)
+
+        reconstructions = distributed.sharded(distribution, attack_share, features, initial, originals)
+        seconds = sum(seconds)
         record = experiment.write_results(out, target, reconstructions, {
             "attack": "whitebox", "preset": preset, "method": "+".join(sorted(methods)),
             "settings": dataclasses.asdict(settings), "seconds": round(seconds, 2), "prior": prior_record,

@@ -2,9 +2,9 @@
 
 `multiworker` runs one process per machine, each told the cluster by TF_CONFIG. Here two worker
 processes on 127.0.0.1 (ports free at run time) train the target model and a decoder for one epoch
-each; the chief's weights must equal those of the same run under `mirrored` on two logical CPUs of
-one process (the same global batches, split the same way), and the other worker must leave no
-file behind. Bad cluster descriptions and absent workers end in one line and exit status 2.
+each and run rMLE on half the victims each; the chief's weights must equal those of the same run
+under `mirrored` on two logical CPUs of one process (the same global batches, split the same way),
+its gathered reconstructions that process's, and the other worker must leave no file behind. Bad cluster descriptions and absent workers end in one line and exit status 2.
 """
 
 import json
@@ -22,14 +22,14 @@ import pytest
 from conftest import ROOT
 
 TRAIN_BOTH = """
-import json, os, numpy as np, tensorflow as tf
+import dataclasses, json, os, numpy as np, tensorflow as tf
 if {logical_cpus} > 1:
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * {logical_cpus})
 from mia_tf import distributed
 strategy = distributed.make_strategy({strategy!r})  # first: multiworker sets TensorFlow up at start
-from mia_tf import models, train
-from mia_tf.attacks import inverse_network, learned_prior
+from mia_tf import data, models, train
+from mia_tf.attacks import inverse_network, learned_prior, whitebox
 from mia_tf.split import split
 out, cache = distributed.writable_dirs(strategy, {out!r}, {cache!r})
 report = train.train("mnist", out=out, epochs=1, batch_size=16, limit=1024, validation_freq=1,
@@ -39,10 +39,15 @@ head, _ = split(model, "relu2")
 decoder, _, _ = learned_prior.prior_decoder(
     head, "mnist", "relu2", models.weights_sha256(model), {data!r}, limit=1024, cache=cache, strategy=strategy,
     settings=inverse_network.DecoderSettings(family="best", epochs=1, width=8, batch_size=32))
+_, images, _ = data.victims("mnist", "paper10")
+settings = dataclasses.replace(whitebox.preset("paper", "mnist", "relu2"), steps=30)
+rmle = distributed.sharded(strategy, lambda victims: whitebox.whitebox_attack(head, victims, settings).reconstruction,
+                           head(data.normalize(images, "mnist")).numpy())
 if distributed.is_chief(strategy):
     trained = models.ZOO["lenet_mnist"].build()
     trained.load_weights(os.path.join(out, "lenet_mnist.weights.h5"))
     np.savez(os.path.join(out, "weights.npz"), *trained.get_weights(), *decoder.get_weights())
+    np.save(os.path.join(out, "rmle.npy"), rmle)
 print("REPORT", json.dumps(report))
 """
 
@@ -104,6 +109,9 @@ def test_two_workers_on_loopback_train_what_one_mirrored_process_trains(tmp_path
         np.testing.assert_allclose(chief[name], reference[name], rtol=1e-5, atol=1e-7, err_msg=name)
     assert reports[0]["test_accuracy"] > 0.25, reports[0]  # 32 steps from scratch, well above chance (0.10)
     assert reports[0]["test_accuracy"] == mirrored_report["test_accuracy"]
+    # rMLE: each worker took 5 of the 10 victims; the chief gathered all 10, in order
+    np.testing.assert_allclose(np.load(tmp_path / "chief" / "rmle.npy"), np.load(tmp_path / "mirrored" / "rmle.npy"),
+                               atol=1e-4)
     # the other worker wrote nothing: not its out, not its cache, and its temporary copies are gone
     assert not (tmp_path / "worker1").exists() and not (tmp_path / "worker1_cache").exists()
     assert list(worker_tmp.iterdir()) == []

@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from mia_tf import data as data_lib, precision
+from mia_tf import data as data_lib, distributed, precision
 from mia_tf.attacks import inverse_network, levels_check, shadow_model, whitebox
 from mia_tf.attacks.cache import rmle_checkpoint_dir, training_record
 from mia_tf.attacks.query_pairs import attacker_pairs
@@ -160,10 +160,10 @@ def blackbox_attack(oracle, source_sha256, head_structure, features, dataset, la
                                     "validation_images": len(images)}
             log(f"refinement through the shadow {'gains' if refine else 'loses'} {abs(gain):.2f} dB on "
                 f"{len(images)} of the attacker's images: {'refining' if refine else 'keeping the decoder guess'}")
-        if refine:
-            reconstruction = whitebox.whitebox_attack(
-                shadow, features, rmle, init=guess, pixel_range=data_lib.pixel_range(dataset),
+        if refine:  # each worker of a multi-worker strategy on its share of the victims
+            reconstruction = distributed.sharded(strategy, lambda victims, start: whitebox.whitebox_attack(
+                shadow, victims, rmle, init=start, pixel_range=data_lib.pixel_range(dataset),
                 progress=whitebox.progress_lines(log, "rMLE through the shadow", rmle.steps),
-                checkpoint_dir=rmle_checkpoint_dir(cache)).reconstruction
+                checkpoint_dir=rmle_checkpoint_dir(cache)).reconstruction, features, guess)
     record["queries_made_this_run"] = oracle.queries
     return BlackboxResult(reconstruction, record, time.time() - started)
