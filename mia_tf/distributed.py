@@ -284,9 +284,13 @@ def fit(model, dataset, epochs, loss, strategy=None, callbacks=(), verbose=0, ac
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return tf.reduce_sum(per_example), count, _correct(y, predictions) if accuracy else tf.constant(0.0)
 
+    # (loss sum, examples, correct) of the epoch so far, kept on the device: reading them back every
+    # step would wait for each step to finish (a fifth of an epoch's time on MNIST on a CPU)
+    totals = tf.Variable(tf.zeros(3), trainable=False)
+
     @tf.function
     def train_step(batch):
-        return [strategy.reduce("SUM", total, axis=None) for total in strategy.run(step, args=batch)]
+        totals.assign_add(tf.stack([strategy.reduce("SUM", total, axis=None) for total in strategy.run(step, args=batch)]))
 
     @tf.function
     def validation_step(x, y):
@@ -303,12 +307,13 @@ def fit(model, dataset, epochs, loss, strategy=None, callbacks=(), verbose=0, ac
     broadcast_from_chief(strategy, [*model.weights, *optimizer.variables, start_epoch])
     for epoch in range(int(start_epoch.numpy()), epochs):
         callback_list.on_epoch_begin(epoch)
-        totals = np.zeros(3)
+        totals.assign(tf.zeros(3))
         for batch_number, batch in enumerate(distributed):
             callback_list.on_train_batch_begin(batch_number)
-            totals += [float(t) for t in train_step(batch)]
-            callback_list.on_train_batch_end(batch_number, _scores("", totals, accuracy))
-        logs = _scores("", totals, accuracy)
+            train_step(batch)
+            # only a progress bar (verbose 1) shows the running scores
+            callback_list.on_train_batch_end(batch_number, _scores("", totals.numpy(), accuracy) if verbose == 1 else None)
+        logs = _scores("", totals.numpy(), accuracy)
         if validation is not None and (epoch + 1) % validation_freq == 0:
             validation_totals = np.zeros(3)
             for x, y in validation:
