@@ -251,6 +251,9 @@ def fit(model, dataset, epochs, loss, strategy=None, callbacks=(), verbose=0, ac
         validation=None, validation_freq=1):
     """Train `model` on the (inputs, targets) batches of `dataset` for `epochs`; the history dict.
 
+    `dataset` is a tf.data.Dataset, or a function of the epoch number returning one: then an epoch
+    sees the same batches whether the run started at epoch 0 or resumed there.
+
     `model` was compiled under `scope(strategy)` with its optimizer (which callbacks such as a
     learning-rate schedule change); `loss` is a Keras loss (name, function or object) averaged
     over every example of a global batch. `accuracy` adds top-1 accuracy for integer labels.
@@ -299,8 +302,8 @@ def fit(model, dataset, epochs, loss, strategy=None, callbacks=(), verbose=0, ac
 
     history = keras.callbacks.History()
     callback_list = keras.callbacks.CallbackList([*callbacks, history], add_progbar=verbose != 0, model=model,
-                                                 epochs=epochs, steps=_cardinality(dataset), verbose=verbose)
-    distributed = strategy.experimental_distribute_dataset(_shard_by_data(dataset))
+                                                 epochs=epochs, steps=_cardinality(_for_epoch(dataset, 0)),
+                                                 verbose=verbose)
     model.stop_training, model._initial_epoch = False, None  # Keras' BackupAndRestore sets _initial_epoch
     callback_list.on_train_begin()
     start_epoch.assign(model._initial_epoch or 0)
@@ -308,6 +311,7 @@ def fit(model, dataset, epochs, loss, strategy=None, callbacks=(), verbose=0, ac
     for epoch in range(int(start_epoch.numpy()), epochs):
         callback_list.on_epoch_begin(epoch)
         totals.assign(tf.zeros(3))
+        distributed = strategy.experimental_distribute_dataset(_shard_by_data(_for_epoch(dataset, epoch)))
         for batch_number, batch in enumerate(distributed):
             callback_list.on_train_batch_begin(batch_number)
             train_step(batch)
@@ -354,6 +358,10 @@ def _scores(prefix, totals, accuracy):
     if accuracy:
         scores[f"{prefix}accuracy"] = correct / max(count, 1)
     return scores
+
+
+def _for_epoch(dataset, epoch):
+    return dataset(epoch) if callable(dataset) else dataset
 
 
 def _cardinality(dataset):

@@ -159,4 +159,6 @@ def test_killed_attacker_model_training_resumes_from_its_backup(tmp_path, data_d
     resumed = json.loads(_finish(_start(ATTACKER_MODEL, kind=kind, data=data_dir, cache=str(cache_dir)))
                          .split("RECORD", 1)[1])
     assert resumed["resumed"], (SEED, delay)
+    # an epoch's pairs come in an order drawn from (seed, epoch), as in the whole run; still not bit
+    # for bit (seed 794741809: the shadow's accuracy within 1 %, the decoder's loss 3.7 % apart)
     assert _quality(kind, resumed) == pytest.approx(_quality(kind, whole), rel=0.1), (SEED, delay, resumed, whole)

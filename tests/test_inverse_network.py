@@ -94,12 +94,16 @@ def test_mse_ssim_loss_adds_the_ssim_of_the_pixel_images():
 
 def test_epoch_examples_caps_each_epoch_to_a_fresh_random_subset():
     inputs = np.arange(100, dtype=np.float32).reshape(100, 1)
-    batches = query_pairs.pair_batches(inputs, inputs, batch_size=8, seed=0, epoch_examples=20)
-    assert int(batches.cardinality()) == 3  # ceil(20 / 8) batches per epoch
-    epochs = [np.concatenate([x.numpy()[:, 0] for x, _ in batches]) for _ in range(2)]
-    assert [len(seen) for seen in epochs] == [20, 20]
-    assert all(len(set(seen)) == 20 for seen in epochs)  # without replacement within an epoch
+    def seen(epoch):
+        batches = query_pairs.pair_batches(inputs, inputs, batch_size=8, seed=0, epoch_examples=20, epoch=epoch)
+        assert int(batches.cardinality()) == 3  # ceil(20 / 8) batches per epoch
+        return np.concatenate([x.numpy()[:, 0] for x, _ in batches])
+
+    epochs = [seen(0), seen(1)]
+    assert [len(pairs) for pairs in epochs] == [20, 20]
+    assert all(len(set(pairs)) == 20 for pairs in epochs)  # without replacement within an epoch
     assert set(epochs[0]) != set(epochs[1])  # and another subset the next epoch
+    np.testing.assert_array_equal(seen(1), epochs[1])  # epoch 1 again, as a resumed run sees it
     whole = query_pairs.pair_batches(inputs, inputs, batch_size=8, seed=0, epoch_examples=1000)
     assert sorted(np.concatenate([x.numpy()[:, 0] for x, _ in whole])) == list(range(100))
 

@@ -40,18 +40,16 @@ def collect_answers(oracle, images, path=None, batch_size=1024):
     return np.load(path, mmap_mode="r")
 
 
-def pair_batches(inputs, targets, batch_size, seed, epoch_examples=0):
-    """tf.data of (inputs, targets) batches read from (possibly memory-mapped) arrays, in a new
-    random order every epoch; with `epoch_examples` (0: all), each epoch is a fresh random
-    subset of at most that many pairs."""
+def pair_batches(inputs, targets, batch_size, seed, epoch_examples=0, epoch=0):
+    """tf.data of (inputs, targets) batches read from (possibly memory-mapped) arrays, in a random
+    order drawn from (seed, epoch), so a resumed run sees what an uninterrupted one saw; with
+    `epoch_examples` (0: all), each epoch is a random subset of at most that many pairs."""
     import tensorflow as tf
 
     count = len(targets)
     per_epoch = min(count, epoch_examples) if epoch_examples else count
-    rng = np.random.default_rng(seed)
-
     def batches():
-        order = rng.permutation(count)[:per_epoch]
+        order = np.random.default_rng([seed, epoch]).permutation(count)[:per_epoch]
         for first in range(0, per_epoch, batch_size):
             index = np.sort(order[first:first + batch_size])  # sorted reads are kinder to a memmap
             yield np.asarray(inputs[index], np.float32), np.asarray(targets[index], np.float32)
@@ -107,7 +105,8 @@ def fit_pairs(model, inputs, targets, settings, strategy=None, backup_dir=None, 
 
     extra = [backup_and_restore(backup_dir)] if backup_dir else []
     history = distributed.fit(
-        trained, pair_batches(inputs, targets, settings.batch_size, seed, getattr(settings, "epoch_examples", 0)),
+        trained, lambda epoch: pair_batches(inputs, targets, settings.batch_size, seed,
+                                            getattr(settings, "epoch_examples", 0), epoch),
         settings.epochs, loss, strategy, [*extra, keras.callbacks.LearningRateScheduler(halving), *callbacks],
         verbose, accuracy="accuracy" in metrics)
     if trained is not model:
