@@ -15,7 +15,6 @@ Run it on an otherwise idle machine with at least two cores.
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,28 +22,18 @@ import time
 
 import numpy as np
 
+from mia_tf.distributed import loopback_cluster
 from mia_tf.report import made_by, markdown_table_page, write_results_file
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def run_workers(count, verb_args, outs):
     """Run `python -m mia_tf VERB_ARGS --out OUT_i` as `count` workers (worker i on core i); wall seconds."""
-    ports = free_ports(count)
+    configs = loopback_cluster(count)
     workers = []
     started = time.time()
     for index in range(count):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
-                   TF_CONFIG=json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
-                                         "task": {"type": "worker", "index": index}}))
+                   TF_CONFIG=json.dumps(configs[index]))
         command = ["taskset", "-c", str(index), sys.executable, "-m", "mia_tf", *verb_args,
                    "--strategy", "multiworker", "--out", outs[index]]
         workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))

@@ -10,7 +10,6 @@ its gathered reconstructions that process's, and the other worker must leave no 
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
+from mia_tf.distributed import loopback_cluster
 
 TRAIN_BOTH = """
 import dataclasses, json, os, numpy as np, tensorflow as tf
@@ -52,16 +52,6 @@ print("REPORT", json.dumps(report))
 """
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def _start(code, tf_config=None, env_extra=None, **values):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT), **(env_extra or {}))
     env.pop("TF_CONFIG", None)
@@ -69,10 +59,6 @@ def _start(code, tf_config=None, env_extra=None, **values):
         env["TF_CONFIG"] = json.dumps(tf_config)
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code).format(**values)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _cluster(ports, index):
-    return {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
 
 
 def _finish(process, timeout=600):
@@ -86,14 +72,14 @@ def _finish(process, timeout=600):
 
 
 def test_two_workers_on_loopback_train_what_one_mirrored_process_trains(tmp_path, data_dir):
-    ports = _free_ports(2)
+    cluster = loopback_cluster(2)
     worker_tmp = tmp_path / "worker1_tmp"
     worker_tmp.mkdir()
     values = dict(strategy="multiworker", logical_cpus=1, data=data_dir)
     workers = [
-        _start(TRAIN_BOTH, _cluster(ports, 0), out=str(tmp_path / "chief"), cache=str(tmp_path / "chief_cache"),
+        _start(TRAIN_BOTH, cluster[0], out=str(tmp_path / "chief"), cache=str(tmp_path / "chief_cache"),
                **values),
-        _start(TRAIN_BOTH, _cluster(ports, 1), {"TMPDIR": str(worker_tmp)}, out=str(tmp_path / "worker1"),
+        _start(TRAIN_BOTH, cluster[1], {"TMPDIR": str(worker_tmp)}, out=str(tmp_path / "worker1"),
                cache=str(tmp_path / "worker1_cache"), **values),
     ]
     mirrored = _start(TRAIN_BOTH, strategy="mirrored", logical_cpus=2, data=data_dir, out=str(tmp_path / "mirrored"),
@@ -160,8 +146,8 @@ def test_the_cli_refuses_a_bad_cluster_description_in_one_line_before_any_work(t
 
 
 def test_a_worker_that_cannot_reach_the_others_gives_up_in_one_line(tmp_path):
-    ports = _free_ports(2)  # worker 1 never starts
-    result = _cli(CLI_TRAIN, json.dumps(_cluster(ports, 0)), tmp_path, {"MIA_TF_CONNECT_SECONDS": "10"})
+    cluster = loopback_cluster(2)  # worker 1 never starts
+    result = _cli(CLI_TRAIN, json.dumps(cluster[0]), tmp_path, {"MIA_TF_CONNECT_SECONDS": "10"})
     assert "could not reach worker 1 at" in _one_error_line(result)
     assert not (tmp_path / "runs").exists()
 
@@ -179,12 +165,12 @@ print("REPORT", json.dumps(report))
 
 @pytest.mark.slow
 def test_killing_a_worker_stops_the_other_and_both_resume_from_the_chiefs_backup(tmp_path, data_dir):
-    def start_both(ports):
-        return [_start(TRAIN_ONLY, _cluster(ports, i), out=str(tmp_path / f"worker{i}"), data=data_dir)
-                for i in range(2)]
+    def start_both(cluster):
+        return [_start(TRAIN_ONLY, config, out=str(tmp_path / f"worker{i}"), data=data_dir)
+                for i, config in enumerate(cluster)]
 
     backup = tmp_path / "worker0" / "checkpoints" / "backup"
-    workers = start_both(_free_ports(2))
+    workers = start_both(loopback_cluster(2))
     deadline = time.monotonic() + 600
     while not backup.is_dir():  # the first epoch's backup is whole once the directory exists
         assert all(w.poll() is None for w in workers) and time.monotonic() < deadline, workers[0].stderr.read()
@@ -200,7 +186,7 @@ def test_killing_a_worker_stops_the_other_and_both_resume_from_the_chiefs_backup
     epoch_backed_up = json.loads((backup / "training_metadata.json").read_text())["epoch"]
     assert 1 <= epoch_backed_up < 3
 
-    reports = [_finish(w) for w in start_both(_free_ports(2))]
+    reports = [_finish(w) for w in start_both(loopback_cluster(2))]
     history = (tmp_path / "worker0" / "lenet_mnist.history.csv").read_text().splitlines()
     assert len(history) == 1 + 3  # header, then each epoch once: the resumed run began where the backup was
     assert reports[0]["test_accuracy"] > 0.8, reports[0]  # 3 epochs on 2,048 images
