@@ -118,7 +118,7 @@ class Cli:
         pixel_range = data_lib.pixel_range(target.dataset)
         initial, prior_record = self._prior(target, features, settings, data_dir, attacker_data, cache_dir,
                                             distribution)
-        methods, seconds = set(), []
+        methods, attack_seconds = set(), []
 
         def attack_share(features, initial, originals):  # this worker's victims; all of them on one
             batches = range(0, len(features), batch_size)
@@ -142,12 +142,12 @@ class Cli:
                         init=None if initial is None else initial[part], checkpoint_dir=rmle_checkpoint_dir(cache_dir))
                     reconstructions.append(result.reconstruction)
                     methods.add(result.method)
-                    seconds.append(result.seconds)
+                    attack_seconds.append(result.seconds)
                 bar.update(bar.total - bar.n)
             return np.concatenate(reconstructions)
 
         reconstructions = distributed.sharded(distribution, attack_share, features, initial, originals)
-        seconds = sum(seconds)
+        seconds = sum(attack_seconds)
         record = experiment.write_results(out, target, reconstructions, {
             "attack": "whitebox", "preset": preset, "method": "+".join(sorted(methods)),
             "settings": dataclasses.asdict(settings), "seconds": round(seconds, 2), "prior": prior_record,

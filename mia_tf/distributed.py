@@ -179,13 +179,13 @@ def worker_count_and_index(strategy):
 def writable_dirs(strategy, *dirs):
     """`dirs` as given (None: the command's default) for the chief; for any other worker as many
     fresh temporary directories, removed when the process exits: they take its copies of results,
-    checkpoints and caches, which nobody reads."""
+    checkpoints and caches, which nobody reads. Always a tuple, one per argument."""
     if is_chief(strategy):
-        return dirs if len(dirs) != 1 else dirs[0]
-    temporary = [tempfile.mkdtemp(prefix="mia_tf_worker_") for _ in dirs]
+        return dirs
+    temporary = tuple(tempfile.mkdtemp(prefix="mia_tf_worker_") for _ in dirs)
     for directory in temporary:
         atexit.register(shutil.rmtree, directory, ignore_errors=True)
-    return temporary if len(temporary) != 1 else temporary[0]
+    return temporary
 
 
 def scope(strategy):
@@ -194,29 +194,10 @@ def scope(strategy):
 
 
 def broadcast_from_chief(strategy, variables):
-    """Give every worker the chief's values of `variables` (one all-reduce in which the others add
-    zeros). Needed after the chief alone restored a backup."""
-    import tensorflow as tf
-
+    """Give every worker the chief's values of `variables`. Needed after the chief alone restored a backup."""
     if worker_count_and_index(strategy)[0] == 1 or not variables:
         return
-
-    @tf.function
-    def chief_values():
-        def contribute():
-            replica = tf.distribute.get_replica_context()
-            first = replica.replica_id_in_sync_group == 0
-            values = [tf.convert_to_tensor(v) for v in variables]
-            mine = [tf.where(first, value, tf.zeros_like(value)) for value in values]
-            summed = {}
-            for dtype in {value.dtype for value in values}:  # an all-reduce packs tensors of one type
-                group = [i for i, value in enumerate(values) if value.dtype == dtype]
-                summed |= dict(zip(group, replica.all_reduce("SUM", [mine[i] for i in group])))
-            return [summed[i] for i in range(len(values))]
-
-        return strategy.experimental_local_results(strategy.run(contribute))[0]
-
-    for variable, value in zip(variables, chief_values()):
+    for variable, value in zip(variables, _sum_over_replicas(strategy, variables, lambda replica_id: replica_id == 0)):
         variable.assign(value)
 
 
@@ -229,28 +210,36 @@ def sharded(strategy, attack, *arrays):
     if total < count:
         raise UsageError(f"{total} victims for {count} workers: give every worker at least one")
     start, stop = shard(total, count, index)
-    shares = [None if array is None else array[start:stop] for array in arrays]
-    return gather_shards(strategy, np.asarray(attack(*shares), np.float32), total)
-
-
-def gather_shards(strategy, local, total):
-    """The whole (total, ...) array from each worker's contiguous shard (see `shard`), in order."""
-    count, index = worker_count_and_index(strategy)
+    local = np.asarray(attack(*(None if array is None else array[start:stop] for array in arrays)), np.float32)
     if count == 1:
         return local
+    whole = np.zeros((total, *local.shape[1:]), np.float32)
+    whole[start:stop] = local
+    local_replicas = strategy.num_replicas_in_sync // count  # one replica of each worker adds its share
+    return _sum_over_replicas(strategy, [whole], lambda replica_id: replica_id % local_replicas == 0)[0].numpy()
+
+
+def _sum_over_replicas(strategy, values, contributes):
+    """The sum over replicas of `values` from those whose id `contributes(id)` says (zeros from the
+    rest): one all-reduce per dtype, as an all-reduce packs tensors of one type together."""
     import tensorflow as tf
 
-    start, stop = shard(total, count, index)
-    whole = np.zeros((total, *local.shape[1:]), local.dtype)
-    whole[start:stop] = local
-    whole = tf.constant(whole)
-    local_replicas = strategy.num_replicas_in_sync // count
+    @tf.function
+    def summed():
+        def contribute():
+            replica = tf.distribute.get_replica_context()
+            mine = contributes(replica.replica_id_in_sync_group)
+            tensors = [tf.convert_to_tensor(v) for v in values]
+            offered = [tf.where(mine, t, tf.zeros_like(t)) for t in tensors]
+            sums = {}
+            for dtype in {t.dtype for t in tensors}:
+                group = [i for i, t in enumerate(tensors) if t.dtype == dtype]
+                sums |= dict(zip(group, replica.all_reduce("SUM", [offered[i] for i in group])))
+            return [sums[i] for i in range(len(tensors))]
 
-    def contribute():  # one replica per worker adds its shard; the rest add zeros
-        first_here = tf.distribute.get_replica_context().replica_id_in_sync_group % local_replicas == 0
-        return tf.where(first_here, whole, tf.zeros_like(whole))
+        return strategy.experimental_local_results(strategy.run(contribute))[0]
 
-    return strategy.reduce("SUM", strategy.run(contribute), axis=None).numpy()
+    return summed()
 
 
 def shard(total, count, index):

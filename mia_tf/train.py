@@ -26,6 +26,7 @@ from mia_tf.backup import backup_and_restore
 from mia_tf.errors import UsageError
 from mia_tf.io import atomic_path, sha256_file, write_json
 
+
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     epochs: int
@@ -216,7 +217,7 @@ def train(dataset, out=None, epochs=None, batch_size=None,
 
     # made before any other TensorFlow work (multiworker needs that), and before data is read
     dist = distributed.make_strategy(strategy) if isinstance(strategy, str) else strategy
-    out_dir = distributed.writable_dirs(dist, out_dir)  # a non-chief worker writes into a temporary directory
+    (out_dir,) = distributed.writable_dirs(dist, out_dir)  # a non-chief worker writes into a temporary directory
     out = os.path.join(out_dir, f"{zoo_name}.weights.h5")
     checkpoint_dir = os.path.join(out_dir, "checkpoints")
     x_train, y_train = data_lib.load(spec.name, "train", data_dir)

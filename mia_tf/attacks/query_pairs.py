@@ -48,6 +48,7 @@ def pair_batches(inputs, targets, batch_size, seed, epoch_examples=0, epoch=0):
 
     count = len(targets)
     per_epoch = min(count, epoch_examples) if epoch_examples else count
+
     def batches():
         order = np.random.default_rng([seed, epoch]).permutation(count)[:per_epoch]
         for first in range(0, per_epoch, batch_size):
