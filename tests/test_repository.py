@@ -9,10 +9,6 @@ from conftest import ROOT
 
 MAX_TRACKED_BYTES = 2 << 20
 LARGE_FILES_ALLOWED_UNDER = ("mia_tf/zoo/", "mia_tf/sample/", "export/")
-# An old attack-cache snapshot, dropped from the tree in stages because one submission's diff is
-# capped below its size (docs/operations.md); nothing may be added to it.
-BEING_REMOVED = "checkpoints/attack_cache/decoders/"
-BEING_REMOVED_COUNT = 114
 
 
 def _tracked():
@@ -24,18 +20,16 @@ def _tracked():
 
 
 def test_no_large_file_outside_the_shipped_assets():
-    too_large = [name for name in _tracked() if not name.startswith(LARGE_FILES_ALLOWED_UNDER + (BEING_REMOVED,))
+    too_large = [name for name in _tracked() if not name.startswith(LARGE_FILES_ALLOWED_UNDER)
                  and (ROOT / name).is_file() and (ROOT / name).stat().st_size > MAX_TRACKED_BYTES]
     assert not too_large, "trained models and caches stay out of git (docs/operations.md)"
 
 
 def test_no_training_state_is_tracked():
     tracked = _tracked()
-    weights = [n for n in tracked if n.endswith((".weights.h5", ".keras", ".ckpt")) and not n.startswith("mia_tf/zoo/")
-               and not n.startswith(BEING_REMOVED)]
+    weights = [n for n in tracked if n.endswith((".weights.h5", ".keras", ".ckpt")) and not n.startswith("mia_tf/zoo/")]
     assert not weights
-    remnant = [n for n in tracked if n.startswith("checkpoints/")]
-    assert all(n.startswith(BEING_REMOVED) for n in remnant) and len(remnant) <= BEING_REMOVED_COUNT
+    assert not [n for n in tracked if n.startswith(("checkpoints/", "runs/"))]
 
 
 def test_tests_do_not_import_scripts_or_experiments():
