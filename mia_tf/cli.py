@@ -3,38 +3,33 @@
 import dataclasses
 import sys
 
-import numpy as np
-
 from mia_tf import data as data_lib
 from mia_tf import distributed
-from mia_tf import metrics as metrics_lib
 from mia_tf import models as models_lib
-from mia_tf.attacks.cache import rmle_checkpoint_dir, training_record
 from mia_tf.errors import UsageError
+from mia_tf.image_space import ImageSpace
 from mia_tf.report import format_table, metrics_table
 
 
-def _log(line):
-    """Progress lines of long attacks: to stderr, so stdout keeps only the results."""
-    print(line, file=sys.stderr)
+def _attack_context(cache_dir, strategy, batch_size=100, progress=None):
+    """The library's `AttackContext` for a verb: Keras progress bars on a terminal only."""
+    from mia_tf.attacks.context import AttackContext
+
+    return AttackContext(cache_dir, strategy, batch_size, verbose=1 if sys.stderr.isatty() else 0, progress=progress)
 
 
-def _print_scores(record):
-    """The metrics table of an attack's record, or why there is none."""
-    print(metrics_table(record["summary"]) if "summary" in record else
-          "no originals given (--images): reconstructions written, not scored")
-
-
-def _finish(out, target, reconstructions, record, logdir, headline):
-    """Score and write an attack's outputs (`experiment.write_results`), the TensorBoard images, and
-    print the headline and the table."""
+def _finish(out, target, result, logdir, headline, **extra):
+    """Score the library's `AttackResult` against the victims (when known), write the run's
+    outputs (`experiment.write_results`) and TensorBoard images, print the headline and table."""
     from mia_tf import experiment
 
-    record = experiment.write_results(out, target, reconstructions, record)
+    record = experiment.write_results(out, target, result.reconstructions, {**experiment.result_record(result),
+                                                                            **extra})
     experiment.TensorBoardLog(logdir).images(None if target.images is None else target.images / 255.0,
-                                             data_lib.denormalize(reconstructions, target.dataset))
-    print(f"{headline}, {len(reconstructions)} victims, {record['seconds']} s; wrote {out}")
-    _print_scores(record)
+                                             result.pixels())
+    print(f"{headline}, {len(result.reconstructions)} victims, {record['seconds']} s; wrote {out}")
+    print(metrics_table(record["summary"]) if "summary" in record else
+          "no originals given (--images): reconstructions written, not scored")
 
 
 class Cli:
@@ -93,89 +88,27 @@ class Cli:
             attacks its share of the victims and the chief writes them all; the decoder prior
             trains data-parallel.
         """
-        from tqdm import tqdm
-
         from mia_tf import experiment
         from mia_tf.attacks import whitebox as whitebox_lib
 
         whitebox_lib.preset(preset, prior=prior)  # an unknown preset or prior is refused before any work
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
-        features_log = features
         distribution = distributed.make_strategy(strategy)  # first: multiworker sets TensorFlow up at start
         out, cache_dir, logdir = distributed.writable_dirs(distribution, out, cache_dir, logdir)
-        target = experiment.prepare(dataset, model, layer, images, features_log)
-        features = target.features()
-        settings = whitebox_lib.preset(preset, target.dataset, layer, prior, features)
-        overrides = {k: v for k, v in dict(steps=steps, learning_rate=learning_rate, tv_weight=tv_weight,
-                                               compute_dtype=compute_dtype).items()
-                     if v is not None}
-        settings = dataclasses.replace(settings, **overrides)
-        whitebox_lib.validate(target.head, features, settings)
-        out = out or experiment.default_out("whitebox", target, preset)
-        board = experiment.TensorBoardLog(logdir)
-        originals = None if target.images is None else target.images / 255.0
-        pixel_range = data_lib.pixel_range(target.dataset)
-        initial, prior_record = self._prior(target, features, settings, data_dir, attacker_data, cache_dir,
-                                            distribution)
-        methods, attack_seconds = set(), []
-
-        def attack_share(features, initial, originals):  # this worker's victims; all of them on one
-            batches = range(0, len(features), batch_size)
-            reconstructions = []
-            # Redrawn live on a terminal; into a log file (nohup) a line every 30 s at most.
-            with tqdm(total=settings.steps * len(batches), desc=f"whitebox {layer}", unit="step", file=sys.stderr,
-                      mininterval=0.1 if sys.stderr.isatty() else 30, ascii=not sys.stderr.isatty()) as bar:
-                for first in batches:
-                    part = slice(first, first + batch_size)
-
-                    def progress(step, loss, x, part=part, done=first // batch_size * settings.steps):
-                        scalars = {"loss": loss}
-                        if originals is not None:
-                            scalars["psnr"] = metrics_lib.psnr(originals[part], data_lib.denormalize(x, target.dataset)).mean()
-                        bar.set_postfix({k: f"{v:.4g}" for k, v in scalars.items()}, refresh=False)
-                        bar.update(step - bar.n + done)
-                        board.scalars(done + step, **scalars)
-
-                    result = whitebox_lib.whitebox_attack(
-                        target.head, features[part], settings, pixel_range=pixel_range, progress=progress,
-                        init=None if initial is None else initial[part], checkpoint_dir=rmle_checkpoint_dir(cache_dir))
-                    reconstructions.append(result.reconstruction)
-                    methods.add(result.method)
-                    attack_seconds.append(result.seconds)
-                bar.update(bar.total - bar.n)
-            return np.concatenate(reconstructions)
-
-        reconstructions = distributed.sharded(distribution, attack_share, features, initial, originals)
-        seconds = sum(attack_seconds)
-        record = experiment.write_results(out, target, reconstructions, {
-            "attack": "whitebox", "preset": preset, "method": "+".join(sorted(methods)),
-            "settings": dataclasses.asdict(settings), "seconds": round(seconds, 2), "prior": prior_record,
-        })
-        board.images(originals, data_lib.denormalize(reconstructions, target.dataset))
-        print(f"white-box {record['method']} on {target.model_label} at {layer}, preset {preset}, "
-              f"{len(features)} victims{' from ' + features_log if features_log else ''}, "
-              f"{seconds:.1f} s; wrote {out}")
-        _print_scores(record)
-
-    @staticmethod
-    def _prior(target, features, settings, data_dir, attacker_data, cache_dir, strategy=None):
-        """(starting images or None, record for metrics.json) for the white-box prior."""
-        from mia_tf.attacks import inverse_network, learned_prior
-        from mia_tf.attacks.whitebox import is_affine
-
-        if settings.prior != "decoder" or (settings.exact_linear and is_affine(target.head)):
-            return None, None
-        decoder, path, cached = learned_prior.prior_decoder(
-            target.head, target.dataset, target.layer, models_lib.weights_sha256(target.model), data_dir,
-            attacker_data, cache=cache_dir, strategy=strategy, verbose=1 if sys.stderr.isatty() else 0)
-        print(f"decoder prior {'loaded from' if cached else 'trained on ' + attacker_data + ', saved to'} {path}",
-              file=sys.stderr)
-        return inverse_network.invert(decoder, features), {
-            "kind": "decoder", "attacker_data": attacker_data, "cache": path, "from_cache": cached,
-            "training": training_record(path),
-            "decoder": dataclasses.asdict(learned_prior.DEFAULT_PRIOR_DECODER),
-        }
+        target = experiment.prepare(dataset, model, layer, images, features)
+        space, intercepted = ImageSpace.of_dataset(target.dataset), target.features()
+        settings = whitebox_lib.preset(preset, target.head, space, prior, intercepted)
+        overrides = dict(steps=steps, learning_rate=learning_rate, tv_weight=tv_weight, compute_dtype=compute_dtype)
+        settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+        attacker = data_lib.attacker_set(target.dataset, attacker_data, data_dir) \
+            if whitebox_lib.trains_prior(target.head, settings) else None
+        with experiment.attack_progress(f"whitebox {layer}", settings.steps, len(intercepted), batch_size, target,
+                                        logdir) as progress:
+            result = whitebox_lib.whitebox_attack(target.head, intercepted, settings, attacker_data=attacker,
+                                                  space=space,
+                                                  context=_attack_context(cache_dir, distribution, batch_size, progress))
+        _finish(out or experiment.default_out("whitebox", target, preset), target, result, logdir,
+                f"white-box {result.method} on {target.model_label} at {layer}, preset {preset}"
+                f"{' from ' + features if features else ''}")
 
     def blackbox(self, layer, dataset="mnist", model=None, data="dist", attack="inverse", queries=None,
                  preset="paper", epochs=None, images=None, oracle=None, out=None, logdir=None, data_dir=None,
@@ -232,21 +165,23 @@ class Cli:
         from mia_tf.attacks.blackbox import BlackboxSettings, blackbox_attack
         from mia_tf.attacks.oracle import QueryOracle
 
-        settings = BlackboxSettings(attack, preset, data, queries, epochs, compute_dtype, train_dtype).validate()
+        settings = BlackboxSettings(attack, preset, queries, epochs, compute_dtype, train_dtype)
+        if data not in data_lib.ATTACKER_SETS:
+            raise UsageError(f"unknown attacker data {data!r}: use one of {', '.join(data_lib.ATTACKER_SETS)}")
         distribution = distributed.make_strategy(strategy)  # first: multiworker sets TensorFlow up at start
         out, cache_dir, logdir = distributed.writable_dirs(distribution, out, cache_dir, logdir)
         target = experiment.prepare(dataset, model, layer, images, features)
         keras.utils.set_random_seed(seed)
         intercepted = target.features()
-        source, source_sha = QueryOracle.for_head(target.head, target.model, oracle,
-                                                  budget=settings.query_budget(len(intercepted)))
-        result = blackbox_attack(source, source_sha, target.head, intercepted, target.dataset, layer, settings,
-                                 data_dir, cache_dir, distribution, verbose=1 if sys.stderr.isatty() else 0,
-                                 log=_log)
-        out = out or experiment.default_out("blackbox", target, f"{attack}_{data}_{preset}")
-        _finish(out, target, result.reconstruction, {**result.record, "seed": seed, "seconds": round(result.seconds, 1)},
-                logdir, f"black-box {attack} ({preset}, {data} data, {queries or 'all'} queries) on "
-                        f"{target.model_label} at {layer}")
+        attacker = data_lib.attacker_set(target.dataset, data, data_dir)
+        source = QueryOracle.for_head(target.head, target.model, oracle,
+                                      budget=settings.query_budget(len(intercepted), attacker))
+        result = blackbox_attack(source, intercepted, settings, attacker_data=attacker,
+                                 space=ImageSpace.of_dataset(target.dataset),
+                                 context=_attack_context(cache_dir, distribution), structure=target.head)
+        _finish(out or experiment.default_out("blackbox", target, f"{attack}_{data}_{preset}"), target, result, logdir,
+                f"black-box {attack} ({preset}, {data} data, {queries or 'all'} queries) on "
+                f"{target.model_label} at {layer}", seed=seed)
 
     def queryfree(self, layer, dataset="mnist", model=None, data="dist", net="same", preset="paper", shadows=None,
                   epochs=None, limit=None, images=None, out=None, logdir=None, data_dir=None, cache_dir=None,
@@ -288,51 +223,22 @@ class Cli:
             arithmetic in training (weights, Adam and the loss stay float32); a model trained so
             is cached apart from a float32 one.
         """
-        import time
-
         from mia_tf import experiment
         from mia_tf.attacks import query_free
 
+        settings = query_free.QueryFreeSettings(preset, net, shadows, 50 if epochs is None else epochs, limit, seed,
+                                                train_dtype)
+        if data not in ("same", "dist"):
+            raise UsageError(f"the query-free attack needs labelled images: --data must be same or dist, got {data!r}")
         distribution = distributed.make_strategy(strategy)  # first: multiworker sets TensorFlow up at start
         out, cache_dir, logdir = distributed.writable_dirs(distribution, out, cache_dir, logdir)
         target = experiment.prepare(dataset, model, layer, images, features)
-        settings = query_free.preset(preset, target.head, target.dataset, layer, data, net,
-                                     50 if epochs is None else epochs, limit, seed, train_dtype)
-        shadows = (query_free.BEST_SHADOWS if preset == "best" else 1) if shadows is None else shadows
-        if not isinstance(shadows, int) or shadows < 1:
-            raise UsageError(f"--shadows must be a positive whole number, got {shadows!r}")
-        verbose = 1 if sys.stderr.isatty() else 0
-        features = target.features()
-        tail_sha256 = models_lib.weights_sha256(target.tail)
-        started = time.time()
-        trained, records = [], []
-        for k in range(shadows):  # shadow k has seed + k
-            shadow, path, cached = query_free.trained_shadow(
-                target.head, target.tail, tail_sha256, target.dataset, layer,
-                dataclasses.replace(settings, seed=seed + k), data_dir, cache_dir, distribution, verbose=verbose,
-                intercepted=features)
-            print(f"shadow {'loaded from' if cached else 'trained on ' + data + ', saved to'} {path}", file=sys.stderr)
-            trained.append(shadow)
-            records.append({"cache": path, "from_cache": cached, "training": training_record(path)})
-        reconstructions, inversions, refinement = query_free.invert_through_shadows(
-            trained, features, target.dataset, layer, preset, data, data_dir, cache_dir, limit, verbose, train_dtype,
-            log=_log)
-        records = [{**record, **inversion} for record, inversion in zip(records, inversions)]
-        reconstruction, choice, residuals = query_free.select_by_residual(trained, features, reconstructions)
-        levelled = query_free.apply_levels(reconstruction, target.dataset, refinement)
-        if refinement is not None and target.images is not None:  # for the report; the attacker cannot score it
-            refinement = {**refinement, "victims_before_levels": {
-                name: round(summary["mean"], 4) for name, summary in metrics_lib.evaluate(
-                    target.images / 255.0, data_lib.denormalize(reconstruction, target.dataset))["summary"].items()}}
-        out = out or experiment.default_out("queryfree", target, f"{data}_{net}_{preset}")
-        _finish(out, target, levelled, {
-            "attack": "queryfree", "method": "inversion through shadows trained via the tail", "preset": preset,
-            "attacker_data": data, "net": net, "shadow": dataclasses.asdict(settings), "seed": seed,
-            "shadows": records, "refinement": refinement,
-            "chosen_shadow_counts": np.bincount(choice, minlength=shadows).tolist(),
-            "mean_feature_residual": [round(float(r), 4) for r in residuals.mean(axis=1)],
-            "seconds": round(time.time() - started, 1)},
-            logdir, f"query-free ({preset} preset, {data} data, {net} net) on {target.model_label} at {layer}")
+        result = query_free.queryfree_attack(target.tail, target.features(), settings,
+                                             attacker_data=data_lib.attacker_set(target.dataset, data, data_dir),
+                                             space=ImageSpace.of_dataset(target.dataset),
+                                             context=_attack_context(cache_dir, distribution), structure=target.head)
+        _finish(out or experiment.default_out("queryfree", target, f"{data}_{net}_{preset}"), target, result, logdir,
+                f"query-free ({preset} preset, {data} data, {net} net) on {target.model_label} at {layer}")
 
     def export(self, layer, dataset=None, model=None, variant="all", out="exports", tail=True, data_dir=None,
                calibration_images=200, max_accuracy_drop=1.0):
@@ -510,6 +416,19 @@ class Cli:
         print(format_table(["layer", "feature shape", "bytes/image", "head FLOPs"], rows))
 
 
+def _show_progress_lines():
+    """The library's progress lines (logger "mia_tf") on stderr, so stdout keeps only the results."""
+    import logging
+
+    from mia_tf.attacks.context import logger
+
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def main(argv=None):
     import fire
 
@@ -522,6 +441,7 @@ def main(argv=None):
         if checked is None:
             print(cli_options.help_text(cli, verb))
             return 0
+        _show_progress_lines()
         fire.Fire(cli, command=checked, name="mia_tf")
     except UsageError as e:
         print(f"mia_tf: error: {e}", file=sys.stderr)

@@ -248,7 +248,8 @@ def victims(name, which="paper10"):
 
 
 def attacker_set(name, setting, data_dir=None, limit=None, seed=0):
-    """The attacker's own data as (normalised float32 images, labels or None).
+    """The attacker's own data from a zoo data set, as `AttackerData` (normalised images, labels
+    or None, and the set's name as its cache key).
 
     Args:
       setting: "same" (the target's training set), "dist" (same distribution, disjoint from
@@ -256,13 +257,16 @@ def attacker_set(name, setting, data_dir=None, limit=None, seed=0):
         normalised space, no labels).
       limit: at most this many images (the first ones; for noise, how many to draw).
     """
+    from mia_tf.image_space import AttackerData
+
     s = spec(name)
     if setting not in ATTACKER_SETS:
         raise UsageError(f"unknown attacker data {setting!r}: use one of {', '.join(ATTACKER_SETS)}")
     if setting == "noise":
         count = limit or len(load(name, "train", data_dir)[1])
         rng = np.random.default_rng(seed)
-        return rng.standard_normal((count, *s.image_shape), dtype=np.float32), None
+        return AttackerData(rng.standard_normal((count, *s.image_shape), dtype=np.float32), None, setting,
+                            synthetic=True)
     if setting == "same":
         images, labels = load(name, "train", data_dir)
     else:
@@ -270,4 +274,4 @@ def attacker_set(name, setting, data_dir=None, limit=None, seed=0):
         images, labels = images[DIST_FIRST_INDEX:], labels[DIST_FIRST_INDEX:]
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
-    return normalize(images, name), labels
+    return AttackerData(normalize(images, name), labels, setting)

@@ -6,6 +6,7 @@ An attack run writes into its output directory, each file atomically:
 - reconstructions.npz: the reconstructions in [0, 1] and the victims' test indices.
 """
 
+import contextlib
 import dataclasses
 import os
 import platform
@@ -16,6 +17,7 @@ from mia_tf import data as data_lib
 from mia_tf import metrics as metrics_lib
 from mia_tf import models as models_lib
 from mia_tf.errors import UsageError
+from mia_tf.image_space import ImageSpace
 from mia_tf.io import atomic_path, write_json
 from mia_tf.report import save_grid
 
@@ -77,6 +79,46 @@ def add_split_arguments(parser, victims="0-999"):
     parser.add_argument("--data-dir", default=os.environ.get("MIA_TF_DATA_DIR", "../shared/data"))
     parser.add_argument("--cache-dir", default=None, help="the attack cache (default $MIA_TF_CACHE, else ~/.cache/mia_tf)")
     parser.add_argument("--out", required=True, help="the Markdown file to write")
+
+
+def result_record(result):
+    """metrics.json's record of a library `AttackResult`: what it did, its settings, what it
+    trained or loaded and decided (its provenance), and its seconds (`timings` splits them)."""
+    record = {"attack": result.attack, "method": result.method, "preset": result.preset, "settings": result.settings,
+              **result.provenance, "seconds": result.seconds["total"], "timings": result.seconds,
+              "training_seconds_cached": result.training_seconds_cached}
+    if result.stages and record.get("refinement") is not None and result.metrics is not None:
+        record["refinement"] = {**record["refinement"], "victims_before_levels": result.metrics["stages"]["before_levels"]}
+    return record
+
+
+@contextlib.contextmanager
+def attack_progress(label, steps, victims, batch_size, target, logdir):
+    """A progress bar over an attack's optimisation steps (redrawn on a terminal; into a log file a
+    line every 30 s at most), the running PSNR against the victims when they are known, and the
+    same as TensorBoard scalars when `logdir` is given. Yields the `AttackContext.progress` callback."""
+    import sys
+
+    from tqdm import tqdm
+
+    board = TensorBoardLog(logdir)
+    originals = None if target.images is None else target.images / 255.0
+    space = ImageSpace.of_dataset(target.dataset)
+    total = steps * -(-victims // batch_size)
+    with tqdm(total=total, desc=label, unit="step", file=sys.stderr, mininterval=0.1 if sys.stderr.isatty() else 30,
+              ascii=not sys.stderr.isatty()) as bar:
+        def progress(event):
+            done = event.first // batch_size * steps + event.step
+            scalars = {"loss": event.loss}
+            if originals is not None:
+                part = originals[event.first:event.first + len(event.reconstruction)]
+                scalars["psnr"] = metrics_lib.psnr(part, space.denormalize(event.reconstruction)).mean()
+            bar.set_postfix({k: f"{v:.4g}" for k, v in scalars.items()}, refresh=False)
+            bar.update(max(0, done - bar.n))
+            board.scalars(done, **scalars)
+
+        yield progress
+        bar.update(bar.total - bar.n)
 
 
 def default_out(attack, target, setting):

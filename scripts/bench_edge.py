@@ -45,7 +45,7 @@ def latency_ms(head, images, runs=300):
 def attack(keras_head, features, victims, dataset, layer, preset, steps=None):
     settings = whitebox.preset(preset, dataset, layer, prior="none")
     settings = dataclasses.replace(settings, steps=steps) if steps else settings
-    result = whitebox.whitebox_attack(keras_head, features, settings, pixel_range=data_lib.pixel_range(dataset))
+    result = whitebox.reconstruct(keras_head, features, settings, pixel_range=data_lib.pixel_range(dataset))
     scores = metrics.evaluate(victims / 255.0, data_lib.denormalize(result.reconstruction, dataset))["summary"]
     return scores, result.method, result.seconds
 

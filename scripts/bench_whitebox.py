@@ -37,9 +37,9 @@ def step_cost(head, x, batch, xla, steps):
     """Seconds per optimisation step for one batch (compile excluded: a first call warms up)."""
     features = head(np.repeat(x[:1], batch, axis=0)).numpy()
     settings = whitebox.WhiteboxSettings(steps=steps, steps_per_call=steps, tv_weight=1.0, xla=xla)
-    whitebox.whitebox_attack(head, features, dataclasses.replace(settings, steps=steps))  # warm-up
+    whitebox.reconstruct(head, features, dataclasses.replace(settings, steps=steps))  # warm-up
     started = time.perf_counter()
-    whitebox.whitebox_attack(head, features, settings)
+    whitebox.reconstruct(head, features, settings)
     return (time.perf_counter() - started) / steps
 
 
@@ -68,7 +68,7 @@ def time_to_psnr(model, head, images, dataset, layer, preset_name, target, data_
     if training_seconds:
         init = inverse_network.invert(decoder, features)
         progress(0, None, init)
-    result = whitebox.whitebox_attack(head, features, settings, pixel_range=data.pixel_range(dataset),
+    result = whitebox.reconstruct(head, features, settings, pixel_range=data.pixel_range(dataset),
                                       progress=progress, init=init)
     total = time.perf_counter() - started
     final = metrics.psnr(images / 255.0, data.denormalize(result.reconstruction, dataset)).mean()

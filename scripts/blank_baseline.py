@@ -39,7 +39,7 @@ def main():
     for dataset in ("mnist", "cifar10"):
         _, victim_images, _ = data_lib.victims(dataset, args.images)
         victims = victim_images.astype(np.float32) / 255.0
-        dist, _ = data_lib.attacker_set(dataset, "dist", args.data_dir)
+        dist = data_lib.attacker_set(dataset, "dist", args.data_dir).images
         dist_images = data_lib.denormalize(dist, dataset)
         for name, guess in guesses(dist_images, victims.shape).items():
             rows.append([dataset, name, len(victims), *summary_cells(metrics_lib.evaluate(victims, guess)["summary"])])

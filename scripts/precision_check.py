@@ -42,7 +42,7 @@ def main():
             psnr = {}
             for compute_dtype in (None, args.compute_dtype):
                 run_started = time.time()
-                result = whitebox.whitebox_attack(target.head, features, dataclasses.replace(
+                result = whitebox.reconstruct(target.head, features, dataclasses.replace(
                     settings, compute_dtype=compute_dtype), pixel_range=data.pixel_range(target.dataset))
                 seconds = time.time() - run_started  # includes tracing: a few seconds
                 scores = metrics.evaluate(target.images / 255.0, data.denormalize(result.reconstruction, target.dataset))

@@ -24,7 +24,7 @@ PROBE_DATA = ("dist", "noise")
 
 
 def probe_images(dataset, setting, data_dir):
-    images, _ = data_lib.attacker_set(dataset, setting, data_dir, limit=2 * inverse_network.AFFINE_PROBES)
+    images = data_lib.attacker_set(dataset, setting, data_dir, limit=2 * inverse_network.AFFINE_PROBES).images
     return images
 
 

@@ -53,7 +53,7 @@ def main():
     started = time.time()
     target = experiment.prepare(args.dataset, None, args.layer, args.images)
     features = target.features()
-    attacker_images = len(data.attacker_set(target.dataset, "dist", args.data_dir)[0])
+    attacker_images = len(data.attacker_set(target.dataset, "dist", args.data_dir))
     tail_sha256, model_sha256 = models.weights_sha256(target.tail), models.weights_sha256(target.model)
     rows = []
     for dtype in (None, args.train_dtype):
@@ -61,7 +61,7 @@ def main():
         shadow, path, _ = query_free.trained_shadow(target.head, target.tail, tail_sha256, target.dataset, args.layer,
                                                     settings, args.data_dir, cache_dir)
         accuracy = cache.training_record(path)["history"]["accuracy"][-1]
-        reconstruction = whitebox.whitebox_attack(shadow, features, query_free.RMLE,
+        reconstruction = whitebox.reconstruct(shadow, features, query_free.RMLE,
                                                   pixel_range=data.pixel_range(target.dataset)).reconstruction
         rows.append(["query-free shadow (paper), then rMLE", dtype or "float32", f"{accuracy:.3f}",
                      *scores_of(target, reconstruction), f"{ms_per_step(path, settings, attacker_images):.0f}"])

@@ -103,6 +103,16 @@ def pytest_collection_finish(session):
         raise pytest.UsageError("no tests were selected: check the test paths and the -m filter")
 
 
+def zoo_settings_key(dataset, layer):
+    """(a head with the zoo split's structure, the data set's ImageSpace): what the attacks' presets
+    look the settings tuned there up by (`mia_tf.attacks.zoo_splits`)."""
+    from mia_tf import models
+    from mia_tf.image_space import ImageSpace
+    from mia_tf.split import split
+
+    return split(models.ZOO[models.DEFAULT_MODEL[dataset]].build(), layer)[0], ImageSpace.of_dataset(dataset)
+
+
 def featureless_psnr(dataset, images):
     """The best mean PSNR a guess made without any features scores on `images` (uint8 NHWC victims):
     a black image, a constant grey at the sample's mean pixel, or the sample's mean image (the

@@ -57,14 +57,16 @@ def test_victim_selections():
 
 
 def test_attacker_sets(data_dir):
-    same, same_labels = data.attacker_set("mnist", "same", data_dir, limit=100)
+    same_set = data.attacker_set("mnist", "same", data_dir, limit=100)
+    same, same_labels = same_set.images, same_set.labels
     train_x, _ = data.load("mnist", "train", data_dir)
     np.testing.assert_allclose(same, data.normalize(train_x[:100], "mnist"))
-    dist, _ = data.attacker_set("mnist", "dist", data_dir)
+    dist = data.attacker_set("mnist", "dist", data_dir).images
     test_x, _ = data.load("mnist", "test", data_dir)
     assert len(dist) == 9000  # test images 1000-9999: no training image, no victim
     np.testing.assert_allclose(dist[0], data.normalize(test_x[1000:1001], "mnist")[0])
-    noise, labels = data.attacker_set("cifar10", "noise", data_dir, limit=2000)
+    noise_set = data.attacker_set("cifar10", "noise", data_dir, limit=2000)
+    noise, labels = noise_set.images, noise_set.labels
     assert labels is None and noise.shape == (2000, 32, 32, 3)
     assert abs(noise.mean()) < 0.01 and abs(noise.std() - 1) < 0.01
     with pytest.raises(UsageError, match="same, dist, noise"):

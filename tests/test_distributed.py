@@ -30,18 +30,20 @@ from mia_tf import distributed
 strategy = distributed.make_strategy({strategy!r})  # first: multiworker sets TensorFlow up at start
 from mia_tf import data, models, train
 from mia_tf.attacks import inverse_network, learned_prior, whitebox
+from mia_tf.attacks.context import AttackContext
+from mia_tf.image_space import ImageSpace
 from mia_tf.split import split
 out, cache = distributed.writable_dirs(strategy, {out!r}, {cache!r})
 report = train.train("mnist", out=out, epochs=1, batch_size=16, limit=1024, validation_freq=1,
                      data_dir={data!r}, strategy=strategy, verbose=0)
 model = models.load_model("lenet_mnist")[0]
 head, _ = split(model, "relu2")
-decoder, _, _ = learned_prior.prior_decoder(
-    head, "mnist", "relu2", models.weights_sha256(model), {data!r}, limit=1024, cache=cache, strategy=strategy,
-    settings=inverse_network.DecoderSettings(family="best", epochs=1, width=8, batch_size=32))
+decoder, _ = learned_prior.prior_decoder(
+    head, ImageSpace.of_dataset("mnist"), data.attacker_set("mnist", "dist", {data!r}), AttackContext(cache, strategy),
+    inverse_network.DecoderSettings(family="best", epochs=1, width=8, batch_size=32), limit=1024)
 _, images, _ = data.victims("mnist", "paper10")
-settings = dataclasses.replace(whitebox.preset("paper", "mnist", "relu2"), steps=30)
-rmle = distributed.sharded(strategy, lambda victims: whitebox.whitebox_attack(head, victims, settings).reconstruction,
+settings = dataclasses.replace(whitebox.preset("paper", head, ImageSpace.of_dataset("mnist")), steps=30)
+rmle = distributed.sharded(strategy, lambda victims: whitebox.reconstruct(head, victims, settings).reconstruction,
                            head(data.normalize(images, "mnist")).numpy())
 if distributed.is_chief(strategy):
     trained = models.ZOO["lenet_mnist"].build()

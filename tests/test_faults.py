@@ -64,13 +64,14 @@ import dataclasses
 import numpy as np
 from mia_tf import data, models
 from mia_tf.attacks import whitebox
+from mia_tf.image_space import ImageSpace
 from mia_tf.split import split
 whitebox.CHECKPOINT_SECONDS = 0.2  # save state often, so the kill can land anywhere
 head, _ = split(models.load_model("lenet_mnist")[0], "relu2")
 _, images, _ = data.victims("mnist", "paper10")
 features = head(data.normalize(images, "mnist")).numpy()
-settings = dataclasses.replace(whitebox.preset("paper", "mnist", "relu2"), steps=3000)
-result = whitebox.whitebox_attack(head, features, settings, checkpoint_dir={checkpoints!r})
+settings = dataclasses.replace(whitebox.preset("paper", head, ImageSpace.of_dataset("mnist")), steps=3000)
+result = whitebox.reconstruct(head, features, settings, checkpoint_dir={checkpoints!r})
 np.savez({out!r}, x=result.reconstruction, loss=np.asarray(result.loss))
 """
 

@@ -5,6 +5,7 @@ from mia_tf import data, models
 from mia_tf.attacks import inverse_network as inv, query_pairs
 from mia_tf.attacks.oracle import QueryOracle
 from mia_tf.errors import UsageError
+from mia_tf.image_space import ImageSpace
 from mia_tf.split import split
 
 
@@ -15,7 +16,7 @@ def test_decoders_map_features_back_to_image_shape(dataset, layer, family):
     model = models.ZOO[models.DEFAULT_MODEL[dataset]].build()
     head, _ = split(model, layer)
     image_shape = data.spec(dataset).image_shape
-    decoder = inv.make_decoder(inv.DecoderSettings(family=family), dataset, layer,
+    decoder = inv.make_decoder(inv.DecoderSettings(family=family), (dataset, layer),
                                tuple(head.output.shape[1:]), image_shape)
     out = decoder(np.zeros((2, *head.output.shape[1:]), np.float32))
     assert tuple(out.shape) == (2, *image_shape)
@@ -24,8 +25,8 @@ def test_decoders_map_features_back_to_image_shape(dataset, layer, family):
 def test_best_decoder_handles_fc_features_and_the_paper_family_refuses_them():
     decoder = inv.best_decoder((120,), (28, 28, 1))
     assert tuple(decoder.output.shape[1:]) == (28, 28, 1)
-    with pytest.raises(UsageError, match="no decoder for mnist fc1"):
-        inv.paper_decoder("mnist", "fc1")
+    with pytest.raises(UsageError, match="only for the zoo splits.*use the best family"):
+        inv.paper_decoder(None)  # a head outside the zoo (`zoo_splits.zoo_split` found none)
 
 
 def test_short_training_learns_to_invert_conv1(data_dir):
@@ -34,9 +35,9 @@ def test_short_training_learns_to_invert_conv1(data_dir):
     keras.utils.set_random_seed(0)  # the decoder's initial weights decide how fast the loss falls
     model = models.lenet_mnist()
     head, _ = split(model, "conv1")
-    images, _ = data.attacker_set("mnist", "dist", data_dir, limit=2048)
+    images = data.attacker_set("mnist", "dist", data_dir, limit=2048).images
     settings = inv.DecoderSettings(family="paper", epochs=4)
-    decoder = inv.make_decoder(settings, "mnist", "conv1", (24, 24, 8), (28, 28, 1))
+    decoder = inv.make_decoder(settings, ("mnist", "conv1"), (24, 24, 8), (28, 28, 1))
     features = query_pairs.collect_answers(QueryOracle.from_keras(head), images)
     history = query_pairs.fit_pairs(decoder, features, images, settings)
     assert history["loss"][-1] < 0.5 * history["loss"][0]
@@ -49,7 +50,7 @@ def test_short_training_learns_to_invert_conv1(data_dir):
 def test_query_pairs_are_kept_on_disk_and_training_resumes_from_its_backup(data_dir, tmp_path):
     model = models.lenet_mnist()
     head, _ = split(model, "conv1")
-    images, _ = data.attacker_set("mnist", "dist", data_dir, limit=600)
+    images = data.attacker_set("mnist", "dist", data_dir, limit=600).images
     oracle = QueryOracle.from_keras(head, budget=1200)
     path = str(tmp_path / "pairs.npy")
     features = query_pairs.collect_answers(oracle, images, path)
@@ -65,11 +66,11 @@ def test_query_pairs_are_kept_on_disk_and_training_resumes_from_its_backup(data_
         def on_epoch_end(self, epoch, logs=None):
             raise KeyboardInterrupt  # a kill after epoch 1 was saved
 
-    decoder = inv.make_decoder(settings, "mnist", "conv1", (24, 24, 8), (28, 28, 1))
+    decoder = inv.make_decoder(settings, ("mnist", "conv1"), (24, 24, 8), (28, 28, 1))
     with pytest.raises(KeyboardInterrupt):
         query_pairs.fit_pairs(decoder, features, images, settings, backup_dir=backup,
                               callbacks=[StopAfterFirstEpoch()])
-    resumed = inv.make_decoder(settings, "mnist", "conv1", (24, 24, 8), (28, 28, 1))
+    resumed = inv.make_decoder(settings, ("mnist", "conv1"), (24, 24, 8), (28, 28, 1))
     history = query_pairs.fit_pairs(resumed, features, images, settings, backup_dir=backup)
     assert len(history["loss"]) == 1  # only the second epoch was left to run
 
@@ -77,7 +78,7 @@ def test_query_pairs_are_kept_on_disk_and_training_resumes_from_its_backup(data_
 def test_mse_ssim_loss_adds_the_ssim_of_the_pixel_images():
     from skimage.metrics import structural_similarity
 
-    spec = data.spec("cifar10")
+    space = ImageSpace.of_dataset("cifar10")
     rng = np.random.default_rng(0)
     pixels = rng.uniform(size=(2, 32, 32, 3)).astype(np.float32)
     blurred = (0.5 * pixels + 0.5 * pixels.mean()).astype(np.float32)  # same mean, half the contrast
@@ -87,9 +88,9 @@ def test_mse_ssim_loss_adds_the_ssim_of_the_pixel_images():
     expected = [np.mean((t - g) ** 2) + 0.5 * (1 - structural_similarity(
         pt, pg, win_size=7, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0,
         channel_axis=-1)) for t, g, pt, pg in zip(truth, guess, pixel_truth, pixel_guess)]
-    loss = np.asarray(inv.mse_ssim_loss(spec, 0.5)(truth, guess))
+    loss = np.asarray(inv.mse_ssim_loss(space, 0.5)(truth, guess))
     assert loss == pytest.approx(expected, rel=2e-3)
-    assert np.asarray(inv.mse_ssim_loss(spec, 0.5)(truth, truth)) == pytest.approx([0.0, 0.0], abs=1e-5)
+    assert np.asarray(inv.mse_ssim_loss(space, 0.5)(truth, truth)) == pytest.approx([0.0, 0.0], abs=1e-5)
 
 
 def test_epoch_examples_caps_each_epoch_to_a_fresh_random_subset():
@@ -110,7 +111,7 @@ def test_epoch_examples_caps_each_epoch_to_a_fresh_random_subset():
 
 def test_the_affinity_probe_tells_a_linear_head_from_a_relu_head(data_dir):
     model = models.lenet_mnist()
-    images, _ = data.attacker_set("mnist", "dist", data_dir, limit=8)
+    images = data.attacker_set("mnist", "dist", data_dir, limit=8).images
     linear = inv.probe_affine(QueryOracle.from_keras(split(model, "conv1")[0]), images)
     assert linear["affine"] and linear["deviation"] < 1e-5 and linear["queries"] == 12
     assert not inv.probe_affine(QueryOracle.from_keras(split(model, "relu2")[0]), images)["affine"]
@@ -128,7 +129,7 @@ def _psnr_of_linear_decoder(dataset, head, attacker_images, decoder):
 
 def test_least_squares_dense_decoder_inverts_an_affine_head_from_noise(data_dir):
     head, _ = split(models.lenet_mnist(), "conv1")  # random weights: still an invertible 5x5 convolution
-    noise, _ = data.attacker_set("mnist", "noise", data_dir, limit=6000)
+    noise = data.attacker_set("mnist", "noise", data_dir, limit=6000).images
     decoder = inv.linear_decoder((24, 24, 8), (28, 28, 1))  # 4,608 features: one dense layer
     history, psnr = _psnr_of_linear_decoder("mnist", head, noise, decoder)
     assert history["pairs"] == [5900] and history["held_out_mse"][0] < 1e-6
@@ -137,7 +138,7 @@ def test_least_squares_dense_decoder_inverts_an_affine_head_from_noise(data_dir)
 
 def test_least_squares_convolutional_decoder_inverts_a_wide_affine_head(data_dir):
     head, _ = split(models.cifar10_cnn(), "conv11")  # 65,536 features: a convolution over a window
-    images, _ = data.attacker_set("cifar10", "dist", data_dir, limit=200)
+    images = data.attacker_set("cifar10", "dist", data_dir, limit=200).images
     decoder = inv.linear_decoder((32, 32, 64), (32, 32, 3), unknowns=256)
     assert decoder.get_layer("linear_map").kernel.shape == (2, 2, 64, 3)
     history, psnr = _psnr_of_linear_decoder("cifar10", head, images, decoder)

@@ -13,7 +13,7 @@ from mia_tf.attacks.blackbox import BlackboxSettings
 from mia_tf.errors import UsageError
 from mia_tf.split import split
 
-from conftest import mia_tf_in_process
+from conftest import mia_tf_in_process, zoo_settings_key
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +51,10 @@ def test_nested_models_are_copied_too():
 def test_bfloat16_rmle_reaches_what_float32_does(lenet_relu2):
     head, images, x = lenet_relu2
     features = head(x[:4]).numpy()
-    settings = dataclasses.replace(whitebox.preset("paper", "mnist", "relu2"), steps=300)
+    settings = dataclasses.replace(whitebox.preset("paper", *zoo_settings_key("mnist", "relu2")), steps=300)
     psnr = {}
     for compute_dtype in (None, "bfloat16"):
-        result = whitebox.whitebox_attack(head, features, dataclasses.replace(settings, compute_dtype=compute_dtype))
+        result = whitebox.reconstruct(head, features, dataclasses.replace(settings, compute_dtype=compute_dtype))
         assert result.loss.dtype == np.float32 and result.loss[-1] < 0.2 * result.loss[0]
         psnr[compute_dtype] = metrics.psnr(images[:4] / 255.0, data.denormalize(result.reconstruction, "mnist")).mean()
     assert abs(psnr["bfloat16"] - psnr[None]) < 0.5
@@ -64,7 +64,7 @@ def test_float32_checkpoints_keep_their_keys_and_other_types_get_their_own(lenet
     head, _, x = lenet_relu2
     features, start = head(x[:3]).numpy(), np.zeros_like(x[:3])
     inputs = whitebox._input_fingerprint(features, start)
-    settings = whitebox.preset("paper", "mnist", "relu2")
+    settings = whitebox.preset("paper", *zoo_settings_key("mnist", "relu2"))
 
     def key(compute_dtype):
         return whitebox._checkpoint_path("", head, inputs, (features.shape, start.shape),
@@ -78,9 +78,9 @@ def test_float32_checkpoints_keep_their_keys_and_other_types_get_their_own(lenet
 
 def test_an_unknown_compute_dtype_is_refused_before_work(lenet_relu2):
     head, _, x = lenet_relu2
-    settings = dataclasses.replace(whitebox.preset("paper", "mnist", "relu2"), compute_dtype="int8")
+    settings = dataclasses.replace(whitebox.preset("paper", *zoo_settings_key("mnist", "relu2")), compute_dtype="int8")
     with pytest.raises(UsageError, match="unknown --compute-dtype 'int8': use bfloat16 or float16"):
-        whitebox.whitebox_attack(head, head(x[:1]).numpy(), settings)
+        whitebox.reconstruct(head, head(x[:1]).numpy(), settings)
     with pytest.raises(UsageError, match="unknown --compute-dtype 'fp8'"):
         BlackboxSettings(compute_dtype="fp8").validate()
 
@@ -104,7 +104,7 @@ def test_training_in_a_lower_type_learns_what_float32_does_and_leaves_the_model_
     from mia_tf.attacks.oracle import QueryOracle
 
     head, _ = split(models.lenet_mnist(), "conv1")
-    images, _ = data.attacker_set("mnist", "dist", data_dir, limit=2048)
+    images = data.attacker_set("mnist", "dist", data_dir, limit=2048).images
     features = query_pairs.collect_answers(QueryOracle.from_keras(head), images)
     _, victims, _ = data.victims("mnist", "paper10")
     x = data.normalize(victims, "mnist")

@@ -6,9 +6,10 @@ import pytest
 from mia_tf import data, metrics, models
 from mia_tf.attacks import whitebox
 from mia_tf.errors import UsageError
+from mia_tf.image_space import ImageSpace
 from mia_tf.split import split
 
-from conftest import assert_beats_featureless
+from conftest import assert_beats_featureless, zoo_settings_key
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +31,8 @@ def test_exact_inversion_of_a_linear_head_beats_60_db(lenet, victims):
     images, x = victims
     head, _ = split(lenet, "conv1")
     assert whitebox.is_affine(head) and not whitebox.is_affine(split(lenet, "relu1")[0])
-    settings = whitebox.preset("best", "mnist", "conv1")
-    result = whitebox.whitebox_attack(head, head(x).numpy(), settings, pixel_range=data.pixel_range("mnist"))
+    settings = whitebox.preset("best", *zoo_settings_key("mnist", "conv1"))
+    result = whitebox.reconstruct(head, head(x).numpy(), settings, pixel_range=data.pixel_range("mnist"))
     assert result.method == "exact_linear"
     assert _psnr(images, result.reconstruction) >= 60
     assert result.loss[-1] < 1e-3 * result.loss[0]  # CG residual fell
@@ -42,7 +43,7 @@ def test_exact_inversion_on_cifar_conv11_shape(victims):
     _, images, _ = data.victims("cifar10", 4)
     head, _ = split(model, "conv11")
     x = data.normalize(images, "cifar10")
-    result = whitebox.whitebox_attack(head, head(x).numpy(), whitebox.preset("best", "cifar10", "conv11"),
+    result = whitebox.reconstruct(head, head(x).numpy(), whitebox.preset("best", *zoo_settings_key("cifar10", "conv11")),
                                       pixel_range=data.pixel_range("cifar10"))
     psnr = metrics.psnr(images / 255.0, data.denormalize(result.reconstruction, "cifar10"))
     assert psnr.min() >= 60
@@ -51,19 +52,19 @@ def test_exact_inversion_on_cifar_conv11_shape(victims):
 def test_short_rmle_converges_and_best_from_zeros_beats_a_featureless_guess(lenet, victims):
     images, x = victims
     head, _ = split(lenet, "relu2")
-    settings = dataclasses.replace(whitebox.preset("paper", "mnist", "relu2"), steps=300)
-    result = whitebox.whitebox_attack(head, head(x).numpy(), settings)
+    settings = dataclasses.replace(whitebox.preset("paper", *zoo_settings_key("mnist", "relu2")), steps=300)
+    result = whitebox.reconstruct(head, head(x).numpy(), settings)
     assert result.method == "rmle" and len(result.loss) == 300
     assert result.loss[-1] < 0.2 * result.loss[0]
-    best = dataclasses.replace(whitebox.preset("best", "mnist", "relu2", prior="none", features=head(x).numpy()), steps=1000)
-    result = whitebox.whitebox_attack(head, head(x).numpy(), best, pixel_range=data.pixel_range("mnist"))
+    best = dataclasses.replace(whitebox.preset("best", *zoo_settings_key("mnist", "relu2"), prior="none", features=head(x).numpy()), steps=1000)
+    result = whitebox.reconstruct(head, head(x).numpy(), best, pixel_range=data.pixel_range("mnist"))
     assert_beats_featureless(_psnr(images, result.reconstruction), "mnist", "paper10", margin=3)  # 16.54 measured
 
 
 def test_paper_preset_settings_are_the_authors():
-    s = whitebox.preset("paper", "cifar10", "relu32")
+    s = whitebox.preset("paper", *zoo_settings_key("cifar10", "relu32"))
     assert (s.steps, s.learning_rate, s.epsilon, s.amsgrad, s.tv_weight) == (5000, 1e-2, 1e-3, True, 1000.0)
-    assert whitebox.preset("paper", "mnist", "relu2").tv_weight == 1.0
+    assert whitebox.preset("paper", *zoo_settings_key("mnist", "relu2")).tv_weight == 1.0
     assert not (s.box or s.preactivation or s.exact_linear) and s.lr_schedule == "constant"
 
 
@@ -71,9 +72,9 @@ def test_batch_result_equals_one_by_one(lenet, victims):
     _, x = victims
     head, _ = split(lenet, "relu2")
     v = head(x[:3]).numpy()
-    settings = dataclasses.replace(whitebox.preset("paper", "mnist", "relu2"), steps=50)
-    together = whitebox.whitebox_attack(head, v, settings).reconstruction
-    alone = whitebox.whitebox_attack(head, v[1:2], settings).reconstruction
+    settings = dataclasses.replace(whitebox.preset("paper", *zoo_settings_key("mnist", "relu2")), steps=50)
+    together = whitebox.reconstruct(head, v, settings).reconstruction
+    alone = whitebox.reconstruct(head, v[1:2], settings).reconstruction
     np.testing.assert_allclose(together[1:2], alone, atol=1e-4)
 
 
@@ -81,15 +82,15 @@ def test_bad_input_is_refused_before_work(lenet, victims):
     _, x = victims
     head, _ = split(lenet, "relu2")
     v = head(x[:2]).numpy()
-    paper = whitebox.preset("paper", "mnist", "relu2")
+    paper = whitebox.preset("paper", *zoo_settings_key("mnist", "relu2"))
     with pytest.raises(UsageError, match=r"shape \(24, 24, 8\) per image.*\(8, 8, 16\)"):
-        whitebox.whitebox_attack(head, np.zeros((2, 24, 24, 8)), paper)
+        whitebox.reconstruct(head, np.zeros((2, 24, 24, 8)), paper)
     bad = v.copy()
     bad[0, 0, 0, 0] = np.nan
     with pytest.raises(UsageError, match="NaN or infinite"):
-        whitebox.whitebox_attack(head, bad, paper)
-    with pytest.raises(UsageError, match="positive integer"):
-        whitebox.whitebox_attack(head, v, dataclasses.replace(paper, steps=0))
+        whitebox.reconstruct(head, bad, paper)
+    with pytest.raises(UsageError, match="steps must be a positive whole number"):  # refused when built
+        dataclasses.replace(paper, steps=0)
     with pytest.raises(UsageError, match="paper, best"):
         whitebox.preset("fastest")
 
@@ -98,8 +99,8 @@ def test_killed_rmle_resumes_from_its_checkpoint(lenet, victims, tmp_path, monke
     _, x = victims
     head, _ = split(lenet, "relu2")
     v = head(x[:3]).numpy()
-    settings = dataclasses.replace(whitebox.preset("paper", "mnist", "relu2"), steps=300, steps_per_call=50)
-    uninterrupted = whitebox.whitebox_attack(head, v, settings)
+    settings = dataclasses.replace(whitebox.preset("paper", *zoo_settings_key("mnist", "relu2")), steps=300, steps_per_call=50)
+    uninterrupted = whitebox.reconstruct(head, v, settings)
 
     monkeypatch.setattr(whitebox, "CHECKPOINT_SECONDS", 0)  # save after every compiled call
 
@@ -108,7 +109,7 @@ def test_killed_rmle_resumes_from_its_checkpoint(lenet, victims, tmp_path, monke
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        whitebox.whitebox_attack(head, v, settings, progress=kill_after_200, checkpoint_dir=str(tmp_path))
+        whitebox.reconstruct(head, v, settings, progress=kill_after_200, checkpoint_dir=str(tmp_path))
     [checkpoint] = tmp_path.iterdir()
     with np.load(checkpoint) as saved:
         assert int(saved["done"]) == 150  # saved after step 150; step 200's state died with the run
@@ -118,29 +119,33 @@ def test_killed_rmle_resumes_from_its_checkpoint(lenet, victims, tmp_path, monke
         steps_run.append(step)
 
     # other features are another run: it starts from step 0, not from this checkpoint
-    whitebox.whitebox_attack(head, v[:2], dataclasses.replace(settings, steps=100), progress=record_steps,
+    whitebox.reconstruct(head, v[:2], dataclasses.replace(settings, steps=100), progress=record_steps,
                              checkpoint_dir=str(tmp_path))
     assert steps_run == [50, 100] and list(tmp_path.iterdir()) == [checkpoint]
     steps_run.clear()
-    resumed = whitebox.whitebox_attack(head, v, settings, checkpoint_dir=str(tmp_path), progress=record_steps)
+    resumed = whitebox.reconstruct(head, v, settings, checkpoint_dir=str(tmp_path), progress=record_steps)
     assert steps_run == [150, 200, 250, 300]  # the resumed step first
     assert list(tmp_path.iterdir()) == []  # removed once finished
     np.testing.assert_allclose(resumed.reconstruction, uninterrupted.reconstruction, atol=1e-6)
     np.testing.assert_allclose(resumed.loss, uninterrupted.loss, rtol=1e-5)
 
 
-def test_progress_lines_log_the_first_and_last_step_and_at_most_one_a_minute_between(lenet, victims):
+def test_progress_lines_log_the_first_and_last_step_and_at_most_one_a_minute_between(lenet, victims, caplog):
+    from mia_tf.attacks.context import AttackContext
+
     _, x = victims
     head, _ = split(lenet, "relu2")
-    settings = dataclasses.replace(whitebox.preset("paper", "mnist", "relu2"), steps=300, steps_per_call=50)
-    lines = []
-    whitebox.whitebox_attack(head, head(x[:2]).numpy(), settings,
-                             progress=whitebox.progress_lines(lines.append, "rMLE", settings.steps))
+    settings = dataclasses.replace(whitebox.preset("paper", *zoo_settings_key("mnist", "relu2")), steps=300, steps_per_call=50)
+    caplog.set_level("INFO", logger="mia_tf")
+    whitebox.reconstruct(head, head(x[:2]).numpy(), settings,
+                         progress=AttackContext().progress_for("rMLE", settings.steps))
+    lines = [record.getMessage() for record in caplog.records]
     assert len(lines) == 2 and lines[0].startswith("rMLE: step 50 of 300, loss ")
     assert lines[1].startswith("rMLE: step 300 of 300, loss ") and lines[1].endswith(" s per step")
-    every_call = []
-    whitebox.whitebox_attack(head, head(x[:2]).numpy(), settings,
-                             progress=whitebox.progress_lines(every_call.append, "rMLE", settings.steps, min_seconds=0))
+    caplog.clear()
+    whitebox.reconstruct(head, head(x[:2]).numpy(), settings,
+                         progress=AttackContext(progress_seconds=0).progress_for("rMLE", settings.steps))
+    every_call = [record.getMessage() for record in caplog.records]
     assert [line.split(",")[0] for line in every_call] == [f"rMLE: step {s} of 300" for s in range(50, 301, 50)]
 
 
@@ -149,7 +154,7 @@ def test_an_unfinished_runs_checkpoint_is_scored_against_its_victims(lenet, vict
 
     images, x = victims
     head, _ = split(lenet, "relu2")
-    settings = dataclasses.replace(whitebox.preset("paper", "mnist", "relu2"), steps=300, steps_per_call=50)
+    settings = dataclasses.replace(whitebox.preset("paper", *zoo_settings_key("mnist", "relu2")), steps=300, steps_per_call=50)
     monkeypatch.setattr(whitebox, "CHECKPOINT_SECONDS", 0)
     at_step = {}
 
@@ -159,7 +164,7 @@ def test_an_unfinished_runs_checkpoint_is_scored_against_its_victims(lenet, vict
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        whitebox.whitebox_attack(head, head(x).numpy(), settings, progress=kill_after_150,
+        whitebox.reconstruct(head, head(x).numpy(), settings, progress=kill_after_150,
                                  checkpoint_dir=str(tmp_path))
     [checkpoint] = tmp_path.iterdir()
     done, summary = score(str(checkpoint), "mnist", "paper10")
@@ -179,7 +184,7 @@ def test_a_checkpoint_resumes_only_for_its_own_inputs(lenet, victims):
     # the same features computed on another machine differ in their last bits: the same run
     last_bits_off = v * np.float32(1 + 2 ** -22)
     assert not np.array_equal(last_bits_off, v)
-    settings, box, shapes = whitebox.preset("paper", "mnist", "relu2"), None, (v.shape, start.shape)
+    settings, box, shapes = whitebox.preset("paper", *zoo_settings_key("mnist", "relu2")), None, (v.shape, start.shape)
     assert whitebox._checkpoint_path("d", head, whitebox._input_fingerprint(last_bits_off, start), shapes,
                                      settings, box) == whitebox._checkpoint_path("d", head, saved, shapes, settings, box)
     assert whitebox._same_inputs(saved, whitebox._input_fingerprint(last_bits_off, start))
@@ -188,12 +193,19 @@ def test_a_checkpoint_resumes_only_for_its_own_inputs(lenet, victims):
     assert not whitebox._same_inputs(None, whitebox._input_fingerprint(v, start))  # an older checkpoint
 
 
-def test_best_tv_weight_follows_the_features_scale_at_untuned_splits():
+def test_best_tv_weight_follows_the_features_scale_at_untuned_splits(lenet):
     features = np.full((2, 4, 4, 8), 0.5, np.float32)  # mean square 0.25
-    untuned = whitebox.preset("best", "mnist", "my_layer", prior="none", features=features)
+    mnist = ImageSpace.of_dataset("mnist")
+    untuned_head = split(lenet, "relu1")[0]  # a split no setting was tuned at
+    untuned = whitebox.preset("best", untuned_head, mnist, prior="none", features=features)
     assert untuned.tv_weight == round(whitebox.BEST_TV_PER_FEATURE_ENERGY * 0.25, 4)
-    assert whitebox.preset("best", "mnist", "relu2", prior="none", features=features).tv_weight == 0.3  # tuned
+    assert whitebox.preset("best", *zoo_settings_key("mnist", "relu2"), prior="none", features=features).tv_weight == 0.3  # tuned
     # the paper's absolute 10 swamps the shipped CNN's small features: the energy rule applies
-    assert whitebox.preset("best", "cifar10", "relu22", prior="none", features=features).tv_weight == untuned.tv_weight
-    assert whitebox.preset("best", "cifar10", "relu22", prior="none").tv_weight == 10.0  # no features: the paper's
-    assert whitebox.preset("paper", "mnist", "my_layer", features=features).tv_weight == whitebox.DEFAULT_TV_WEIGHT
+    assert whitebox.preset("best", *zoo_settings_key("cifar10", "relu22"), prior="none", features=features).tv_weight == untuned.tv_weight
+    assert whitebox.preset("best", *zoo_settings_key("cifar10", "relu22"), prior="none").tv_weight == 10.0  # no features: the paper's
+    assert whitebox.preset("paper", untuned_head, mnist, features=features).tv_weight == whitebox.DEFAULT_TV_WEIGHT
+    # the structure decides, not the layer's name: relu2's head under another space, or renamed, is untuned
+    relu2_head = zoo_settings_key("mnist", "relu2")[0]
+    other_space = ImageSpace((28, 28, 1), mean=(0.1307,), std=(0.3081,))
+    assert whitebox.preset("paper", relu2_head, other_space).tv_weight == whitebox.DEFAULT_TV_WEIGHT
+    assert whitebox.preset("paper", relu2_head, mnist).tv_weight == 1.0

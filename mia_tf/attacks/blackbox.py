@@ -1,7 +1,8 @@
 """The black-box attacks in one entry point: inverse network, shadow model, or both (hybrid).
 
-    result = blackbox_attack(oracle, source_sha256, head_structure, features, "mnist", "relu2",
-                             BlackboxSettings(attack="hybrid", data="dist", queries=3_000))
+    data = mia_tf.attacker_set("mnist", "dist")         # or AttackerData.from_images(yours, space)
+    result = blackbox_attack(oracle, features, BlackboxSettings(attack="hybrid", queries=3_000),
+                             attacker_data=data, space=space, structure=head_structure)
 
 - inverse (He et al., Algorithm 2; `inverse_network.py`): x0 = g(v), g trained on query pairs
   (with the best preset, a dozen probe queries first tell whether the head is affine; then g is
@@ -24,13 +25,19 @@ import time
 
 import numpy as np
 
-from mia_tf import data as data_lib, distributed, precision
+from mia_tf import distributed, precision
 from mia_tf.attacks import inverse_network, levels_check, shadow_model, whitebox
-from mia_tf.attacks.cache import rmle_checkpoint_dir, training_record
+from mia_tf.attacks.cache import model_record
+from mia_tf.attacks.context import DEFAULT_CONTEXT
+from mia_tf.attacks.oracle import QueryOracle
 from mia_tf.attacks.query_pairs import attacker_pairs
+from mia_tf.attacks.result import AttackResult, cached_training_seconds, timed_seconds
+from mia_tf.attacks.zoo_splits import zoo_split
 from mia_tf.errors import UsageError
+from mia_tf.image_space import AttackerData, ImageSpace
 
 ATTACKS = ("inverse", "shadow", "hybrid")
+PRESETS = ("paper", "best")
 VALIDATION_IMAGES = 100  # attacker images on which the hybrid checks that refinement helps
 
 
@@ -40,130 +47,156 @@ class BlackboxSettings:
     # paper: the authors' decoders and rMLE; best: the decoder family built from any feature shape,
     # and the white-box best settings through the shadow
     preset: str = "paper"
-    data: str = "dist"  # the attacker's images: same, dist or noise
-    queries: int = None  # images sent to the oracle; None: the whole attacker set
+    queries: int = None  # attacker images sent to the oracle; None: all of them
     epochs: int = None  # overrides the decoder's and the shadow's epochs
     compute_dtype: str = None  # the rMLE's arithmetic through the shadow (`mia_tf.precision`); None: float32
     train_dtype: str = None  # the decoder's and the shadow's arithmetic in training (`fit_pairs`); None: float32
 
-    def validate(self):
+    def __post_init__(self):
+        """Choices and ranges are checked when settings are built, before any query."""
         if self.attack not in ATTACKS:
             raise UsageError(f"unknown attack {self.attack!r}: use one of {', '.join(ATTACKS)}")
-        if self.data not in data_lib.ATTACKER_SETS:
-            raise UsageError(f"unknown attacker data {self.data!r}: use one of {', '.join(data_lib.ATTACKER_SETS)}")
+        if self.preset not in PRESETS:
+            raise UsageError(f"unknown preset {self.preset!r}: use one of {', '.join(PRESETS)}")
+        if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
+            raise UsageError(f"epochs must be a positive whole number, got {self.epochs!r}")
         decoder = self.decoder_settings()
         if self.queries is not None and (not isinstance(self.queries, int) or self.queries < decoder.batch_size):
-            raise UsageError(f"--queries must be a whole number of at least one training batch "
+            raise UsageError(f"queries must be a whole number of at least one training batch "
                              f"({decoder.batch_size}), got {self.queries!r}")
         precision.check_compute_dtype(self.compute_dtype)
-        precision.check_compute_dtype(self.train_dtype, "--train-dtype")
-        return self
+        precision.check_compute_dtype(self.train_dtype, "train_dtype")
 
     def probes_affinity(self):
         """Whether the attack spends `inverse_network.probe_affine`'s queries (the best decoder's)."""
         return self.attack in ("inverse", "hybrid") and self.decoder_settings().family == "best"
 
-    def checks_levels(self):
+    def checks_levels(self, attacker_data):
         """Whether the decoder's guess gets query-checked levels (`levels_check.py`): the best
         preset's decoder trained on noise, which never saw a natural image's levels."""
-        return self.attack in ("inverse", "hybrid") and self.preset == "best" and self.data == "noise"
+        return self.attack in ("inverse", "hybrid") and self.preset == "best" and attacker_data.synthetic
 
-    def query_budget(self, victims):
+    def query_budget(self, victims, attacker_data):
         """The oracle's budget: `queries` attacker images, plus the affinity probe's queries and
         the levels check's for `victims` intercepted images."""
         if self.queries is None:
             return None
         return self.queries + (inverse_network.AFFINE_PROBE_QUERIES if self.probes_affinity() else 0) + \
-            (levels_check.queries_needed(victims) if self.checks_levels() else 0)
+            (levels_check.queries_needed(victims) if self.checks_levels(attacker_data) else 0)
 
     def decoder_settings(self):
         settings = dataclasses.replace(inverse_network.preset(self.preset), train_dtype=self.train_dtype)
-        return settings if self.epochs is None else dataclasses.replace(settings, epochs=self._epochs())
+        return settings if self.epochs is None else dataclasses.replace(settings, epochs=self.epochs)
 
     def shadow_settings(self):
         settings = shadow_model.ShadowSettings(train_dtype=self.train_dtype)
-        return settings if self.epochs is None else dataclasses.replace(settings, epochs=self._epochs())
-
-    def _epochs(self):
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise UsageError(f"epochs must be a positive whole number, got {self.epochs!r}")
-        return self.epochs
+        return settings if self.epochs is None else dataclasses.replace(settings, epochs=self.epochs)
 
 
-@dataclasses.dataclass
-class BlackboxResult:
-    reconstruction: np.ndarray  # normalised space
-    record: dict  # what was trained or loaded, from where, and the settings (for metrics.json)
-    seconds: float  # training (unless cached) plus reconstruction
-
-
-def blackbox_attack(oracle, source_sha256, head_structure, features, dataset, layer, settings=BlackboxSettings(),
-                    data_dir=None, cache=None, strategy=None, verbose=0, log=print):
-    """Reconstruct the inputs behind `features` with only query access (`oracle`) to the head.
+def blackbox_attack(oracle, features, settings="best", *, attacker_data, space, context=None, structure=None):
+    """The black-box attack: rebuild the inputs behind `features` with only query access to the head.
 
     Args:
-      oracle: `oracle.QueryOracle`; its budget must allow `settings.queries`.
-      source_sha256: identifies what answers the oracle (model weights hash or `.tflite` SHA-256).
-      head_structure: a Keras model with the head's structure (the shadow copies it; its weights
-        are never read). Only the shadow and hybrid attacks use it.
+      oracle: `QueryOracle` (its budget must allow `settings.query_budget`), or a Keras head,
+        which is queried and never read.
       features: the intercepted features, (N, *feature shape).
-      log: called with one line per trained or loaded model.
+      settings: `BlackboxSettings`, or a preset name ("paper", "best"): the hybrid attack when
+        `structure` is given, else the inverse network.
+      attacker_data: `AttackerData`, the attacker's own images, sent to the oracle once each.
+      space: the `ImageSpace` of the head's input.
+      context: `AttackContext` (cache, strategy, progress); None for the defaults.
+      structure: a Keras model with the head's structure (its weights are never read): the shadow
+        copies it, and it tells the paper's decoder and rMLE settings of a zoo split.
+    Returns:
+      `AttackResult`; its provenance counts the queries made by this run.
     """
-    settings.validate()
-    oracle.check_layer(head_structure.output.shape[1:], layer)
-    common = dict(queries=settings.queries, data_dir=data_dir, cache=cache, strategy=strategy, verbose=verbose)
-    record = {"attack": "blackbox", "method": settings.attack, "preset": settings.preset, "attacker_data": settings.data,
-              "queries": settings.queries, "epochs": settings.epochs, "oracle": oracle.label}
+    context = context or DEFAULT_CONTEXT
+    if isinstance(settings, str):
+        settings = BlackboxSettings(attack="inverse" if structure is None else "hybrid", preset=settings)
+    if not isinstance(settings, BlackboxSettings):
+        raise UsageError(f"settings must be BlackboxSettings or a preset name, got {type(settings).__name__}")
+    if not isinstance(space, ImageSpace):
+        raise UsageError(f"space must be an ImageSpace, got {type(space).__name__}")
+    if not isinstance(attacker_data, AttackerData):
+        raise UsageError("attacker_data must be AttackerData (AttackerData.from_images(images, space), or "
+                         "mia_tf.attacker_set for a zoo set)")
+    if not isinstance(oracle, QueryOracle):  # a Keras head: queried, never read
+        oracle = QueryOracle.from_keras(oracle, settings.query_budget(len(features), attacker_data), space=space)
+    if oracle.input_shape != space.shape:
+        raise UsageError(f"the oracle takes inputs of shape {oracle.input_shape}, but the space's images are {space.shape}")
+    oracle.check_features(features)
+    features = np.asarray(features, np.float32)
+    if settings.queries is not None and settings.queries > len(attacker_data):
+        raise UsageError(f"a query budget of {settings.queries} is more than the {len(attacker_data)} attacker images "
+                         f"({attacker_data.cache_key}): give at most {len(attacker_data)} queries, or none for all")
+    if settings.attack in ("shadow", "hybrid") and structure is None:
+        raise UsageError(f"the {settings.attack} attack copies the head's structure: pass structure (a Keras "
+                         f"model with the head's layers; its weights are never read)")
+    if structure is not None:
+        structure = whitebox.check_space(space, structure)
+        if tuple(structure.output.shape[1:]) != oracle.feature_shape:
+            raise UsageError(f"structure gives features of shape {tuple(structure.output.shape[1:])}, but the oracle "
+                             f"answers {oracle.feature_shape}: give the structure of the head that answers")
+    zoo = None if structure is None else zoo_split(structure, space)
+    if settings.decoder_settings().family == "paper" and settings.attack != "shadow" and zoo is None:
+        inverse_network.paper_decoder(zoo)  # refused here, before any query: the paper has no decoder for it
+    provenance = {"attacker_data": attacker_data.cache_key, "queries": settings.queries, "epochs": settings.epochs,
+                  "oracle": oracle.label}
+    models = []
     started = time.time()
     guess = None
     if settings.attack in ("inverse", "hybrid"):
         decoder_settings = settings.decoder_settings()
         linear = False
         if settings.probes_affinity():  # an affine oracle gets the least-squares linear decoder
-            probe_images, _ = data_lib.attacker_set(dataset, settings.data, data_dir,
-                                                    limit=2 * inverse_network.AFFINE_PROBES)
-            record["affine_probe"] = inverse_network.probe_affine(oracle, probe_images)
-            linear = bool(record["affine_probe"]["affine"])
-            log(f"affine probe: {record['affine_probe']}")
+            probes = attacker_data.take(2 * inverse_network.AFFINE_PROBES).images
+            provenance["affine_probe"] = inverse_network.probe_affine(oracle, probes)
+            linear = bool(provenance["affine_probe"]["affine"])
+            context.log(f"affine probe: {provenance['affine_probe']}")
         decoder, path, cached = inverse_network.trained_decoder(
-            oracle, source_sha256, dataset, layer, settings.data, decoder_settings, linear=linear, **common)
-        record.update(decoder=dataclasses.asdict(decoder_settings), decoder_family=decoder.name, decoder_cache=path,
-                      decoder_from_cache=cached, decoder_training=training_record(path))
-        log(f"decoder ({decoder.name}) {'loaded from' if cached else 'trained on ' + settings.data + ', saved to'} {path}")
+            oracle, space, attacker_data, decoder_settings, settings.queries, context, linear=linear, zoo=zoo)
+        models.append(model_record(path, cached))
+        provenance.update(decoder=dataclasses.asdict(decoder_settings), decoder_family=decoder.name,
+                          decoder_cache=path, decoder_from_cache=cached, decoder_training=models[-1]["training"])
+        context.log(f"decoder ({decoder.name}) {'loaded from' if cached else f'trained on {attacker_data.cache_key}, saved to'} "
+                    f"{path}")
         guess = inverse_network.invert(decoder, features)
-        if settings.checks_levels() and decoder.name != "linear_decoder":  # a linear one inverts exactly
-            guess, record["levels_check"] = levels_check.check_levels(oracle, features, guess, dataset)
-            check = record["levels_check"]
-            log(f"levels checked by {check['queries']} queries on {check['sampled_victims']} victims: "
-                f"black {check['black']:g}, white {check['white']:g}")
+        if settings.checks_levels(attacker_data) and decoder.name != "linear_decoder":  # a linear one inverts exactly
+            guess, provenance["levels_check"] = levels_check.check_levels(oracle, features, guess, space)
+            check = provenance["levels_check"]
+            context.log(f"levels checked by {check['queries']} queries on {check['sampled_victims']} victims: "
+                        f"black {check['black']:g}, white {check['white']:g}")
     reconstruction = guess
     if settings.attack in ("shadow", "hybrid"):
         shadow_settings = settings.shadow_settings()
         shadow, path, cached = shadow_model.trained_shadow(
-            oracle, head_structure, source_sha256, dataset, layer, settings.data, shadow_settings, **common)
-        record.update(shadow=dataclasses.asdict(shadow_settings), shadow_cache=path, shadow_from_cache=cached,
-                      shadow_training=training_record(path))
-        log(f"shadow {'loaded from' if cached else 'trained on ' + settings.data + ', saved to'} {path}")
-        rmle = whitebox.preset(settings.preset, dataset, layer, "none", features) if settings.attack == "shadow" else \
-            whitebox.preset("best", dataset, layer, prior="decoder")
+            oracle, structure, space, attacker_data, shadow_settings, settings.queries, context)
+        models.append(model_record(path, cached))
+        provenance.update(shadow=dataclasses.asdict(shadow_settings), shadow_cache=path, shadow_from_cache=cached,
+                          shadow_training=models[-1]["training"])
+        context.log(f"shadow {'loaded from' if cached else f'trained on {attacker_data.cache_key}, saved to'} {path}")
+        rmle = whitebox.preset(settings.preset, structure, space, "none", features) if settings.attack == "shadow" \
+            else whitebox.preset("best", structure, space, prior="decoder")
         rmle = dataclasses.replace(rmle, compute_dtype=settings.compute_dtype)
-        record["rmle"] = dataclasses.asdict(rmle)
+        provenance["rmle"] = dataclasses.asdict(rmle)
         refine = True
         if settings.attack == "hybrid":
-            images, answers, _ = attacker_pairs(oracle, source_sha256, dataset, layer, settings.data, settings.queries,
-                                                data_dir, cache)  # the cached answers: no new queries
+            images, answers, _ = attacker_pairs(oracle, space, attacker_data, settings.queries,
+                                                context.cache_dir)  # the cached answers: no new queries
             images, answers = images[:VALIDATION_IMAGES], np.asarray(answers[:VALIDATION_IMAGES], np.float32)
             gain = whitebox.refinement_gain(shadow, answers, inverse_network.invert(decoder, answers), images, rmle,
-                                            dataset)
+                                            space)
             refine = gain > 0
-            record["refinement"] = {"validation_gain_db": round(gain, 3), "refined": refine,
-                                    "validation_images": len(images)}
-            log(f"refinement through the shadow {'gains' if refine else 'loses'} {abs(gain):.2f} dB on "
-                f"{len(images)} of the attacker's images: {'refining' if refine else 'keeping the decoder guess'}")
+            provenance["refinement"] = {"validation_gain_db": round(gain, 3), "refined": refine,
+                                        "validation_images": len(images)}
+            context.log(f"refinement through the shadow {'gains' if refine else 'loses'} {abs(gain):.2f} dB on "
+                        f"{len(images)} of the attacker's images: {'refining' if refine else 'keeping the decoder guess'}")
         if refine:  # each worker of a multi-worker strategy on its share of the victims
-            reconstruction = distributed.sharded(strategy, lambda victims, start: whitebox.whitebox_attack(
-                shadow, victims, rmle, init=start, pixel_range=data_lib.pixel_range(dataset),
-                progress=whitebox.progress_lines(log, "rMLE through the shadow", rmle.steps),
-                checkpoint_dir=rmle_checkpoint_dir(cache)).reconstruction, features, guess)
-    record["queries_made_this_run"] = oracle.queries
-    return BlackboxResult(reconstruction, record, time.time() - started)
+            reconstruction = distributed.sharded(context.strategy, lambda victims, start, indices: whitebox.reconstruct(
+                shadow, victims, rmle, init=start, pixel_range=space.pixel_range(),
+                progress=context.progress_for("rMLE through the shadow", rmle.steps, int(indices[0])),
+                checkpoint_dir=context.rmle_checkpoints).reconstruction, features, guess, np.arange(len(features)))
+    provenance["queries_made_this_run"] = oracle.queries
+    return AttackResult("blackbox", settings.attack, settings.preset, reconstruction, space,
+                        dataclasses.asdict(settings), timed_seconds(started, models), provenance,
+                        cached_training_seconds(models))

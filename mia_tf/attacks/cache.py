@@ -34,13 +34,16 @@ def rmle_checkpoint_dir(path=None):
     return os.path.join(cache_dir(path), "rmle")
 
 
-def settings_fields(settings, later_fields=()):
+def settings_fields(settings, later_fields=(), labels=()):
     """A settings dataclass as key fields. Each of `later_fields` (fields added after models were
-    cached under the older keys) is left out while it is off, so those models keep their keys."""
+    cached under the older keys) is left out while it is off, so those models keep their keys;
+    `labels` (names for results, such as the preset a setting came from) are always left out."""
     fields = dataclasses.asdict(settings)
     for name in later_fields:
         if not fields[name]:
             del fields[name]
+    for name in labels:
+        del fields[name]
     return fields
 
 
@@ -99,6 +102,12 @@ def _stem(weights_path):
 
 def _training_record_path(weights_path):
     return _stem(weights_path) + ".training.json"
+
+
+def model_record(weights_path, from_cache):
+    """What an attack reports of a model it used: its cache path, whether it was loaded, and the
+    record of the training that made it."""
+    return {"cache": weights_path, "from_cache": from_cache, "training": training_record(weights_path)}
 
 
 def training_record(weights_path):

@@ -1,6 +1,6 @@
 """Inverse network (He et al. 2019, Algorithm 2): learn a decoder g with g(f1(x)) ~ x.
 
-The attacker trains g on pairs (f1(x), x) from its own data (see `mia_tf.data.attacker_set`) and
+The attacker trains g on pairs (f1(x), x) from its own data (`AttackerData`) and
 reconstructs a victim as g(v). Three decoder families:
 
 - `paper_decoder`: the authors' tiny decoders per split (PAPER.md), for the zoo models only.
@@ -64,8 +64,9 @@ def preset(name):
     return PRESETS[name]
 
 
-def paper_decoder(dataset, layer):
-    """The authors' decoder for a zoo split (PAPER.md, "Black-box inverse network")."""
+def paper_decoder(zoo):
+    """The authors' decoder for a zoo split (PAPER.md, "Black-box inverse network"): `zoo` is its
+    (data set, layer) from `zoo_splits.zoo_split`, or None for a head outside the zoo."""
     import keras
     from keras import layers
 
@@ -82,10 +83,11 @@ def paper_decoder(dataset, layer):
         ("mnist", "relu2"): [conv_t(8, 5, padding="valid"), layers.ReLU(),
                              conv_t(1, 5, 2, padding="valid", output_padding=1)],
     }
-    if (dataset, layer) not in stacks:
+    if zoo not in stacks:
         known = ", ".join(f"{d} {l}" for d, l in stacks)
-        raise UsageError(f"the paper has no decoder for {dataset} {layer} (it has: {known}): use the best family")
-    return keras.Sequential(stacks[(dataset, layer)], name=f"paper_decoder_{dataset}_{layer}")
+        raise UsageError(f"the paper has decoders only for the zoo splits ({known}), and this head is none of "
+                         f"them: use the best family (preset best)")
+    return keras.Sequential(stacks[zoo], name=f"paper_decoder_{zoo[0]}_{zoo[1]}")
 
 
 def best_decoder(feature_shape, image_shape, width=64):
@@ -124,9 +126,9 @@ def _residual_block(x, channels):
     return layers.ReLU()(layers.Add()([x, y]))
 
 
-def make_decoder(settings, dataset, layer, feature_shape, image_shape):
+def make_decoder(settings, zoo, feature_shape, image_shape):
     if settings.family == "paper":
-        decoder = paper_decoder(dataset, layer)
+        decoder = paper_decoder(zoo)
         decoder.build((None, *feature_shape))
     elif settings.family == "best":
         decoder = best_decoder(feature_shape, image_shape, settings.width)
@@ -246,57 +248,58 @@ def fit_linear_decoder(decoder, features, images, chunk_values=2 ** 24):
     return history
 
 
-def trained_decoder(oracle, source_sha256, dataset, layer, attacker_data, settings, queries=None, data_dir=None,
-                    cache=None, strategy=None, verbose=0, linear=False):
+def trained_decoder(oracle, space, attacker_data, settings, queries=None, context=None, linear=False, zoo=None):
     """A decoder for the oracle's split, trained on the attacker's own data or loaded from the cache.
 
     Args:
-      oracle: `oracle.QueryOracle` for the head (its budget must allow `queries`).
-      source_sha256: identifies what answers the oracle (the model's weights hash, or the
-        `.tflite`'s SHA-256): part of the cache key, so another model's decoder is never reused.
-      attacker_data: same, dist or noise (`mia_tf.data.attacker_set`).
+      oracle: `oracle.QueryOracle` for the head (its budget must allow `queries`); its fingerprint
+        keys the cache, so another model's decoder is never reused.
+      space: the `ImageSpace` the decoder reconstructs into.
+      attacker_data: `AttackerData`, the images whose answers it learns from.
       queries: how many of the attacker's images to query (None: all of them).
+      context: `AttackContext` (cache, strategy, Keras progress bars).
       linear: the oracle is affine (`probe_affine`): fit `linear_decoder` by least squares
         instead of training `settings`' family, when the feature shape allows one.
+      zoo: the zoo split (data set, layer) the head is (`zoo_splits.zoo_split`), for the paper family.
     Returns:
       (decoder, cache path, whether it came from the cache).
     """
-    from mia_tf import data as data_lib
     from mia_tf.attacks import cache as cache_lib
+    from mia_tf.attacks.context import DEFAULT_CONTEXT
 
-    spec = data_lib.spec(dataset)
+    context = context or DEFAULT_CONTEXT
     if queries is not None and queries < settings.batch_size:
         raise UsageError(f"a query budget of {queries} is smaller than one training batch of {settings.batch_size}: "
                          f"give at least {settings.batch_size} queries")
-    fields = {"source": source_sha256, "dataset": spec.name, "layer": layer, "data": attacker_data,
-              "queries": queries, "decoder": cache_lib.settings_fields(settings, ("ssim_weight", "epoch_examples",
-                                                                                 "train_dtype"))}
-    decoder = linear_decoder(oracle.feature_shape, spec.image_shape, queries) if linear else None
+    fields = {"source": oracle.fingerprint, "dataset": space.cache_name, "layer": oracle.layer,
+              "data": attacker_data.cache_key, "queries": queries,
+              "decoder": cache_lib.settings_fields(settings, ("ssim_weight", "epoch_examples", "train_dtype"))}
+    decoder = linear_decoder(oracle.feature_shape, space.shape, queries) if linear else None
     if decoder is not None:
         fields["decoder"] = {"family": "linear least squares", "dense_unknowns": DENSE_UNKNOWNS,
                              "unknowns": LINEAR_UNKNOWNS, "equations_per_unknown": EQUATIONS_PER_UNKNOWN}
     else:
-        with distributed.scope(strategy):
-            decoder = make_decoder(settings, spec.name, layer, oracle.feature_shape, spec.image_shape)
+        with distributed.scope(context.strategy):
+            decoder = make_decoder(settings, zoo, oracle.feature_shape, space.shape)
 
     def train(backup_dir):
-        images, features, _ = attacker_pairs(oracle, source_sha256, spec.name, layer, attacker_data, queries,
-                                             data_dir, cache)
+        images, features, _ = attacker_pairs(oracle, space, attacker_data, queries, context.cache_dir)
         if decoder.name == "linear_decoder":
             return fit_linear_decoder(decoder, features, images)
-        loss = mse_ssim_loss(spec, settings.ssim_weight) if settings.ssim_weight else "mse"
-        return fit_pairs(decoder, features, images, settings, strategy, backup_dir, verbose=verbose, loss=loss)
+        loss = mse_ssim_loss(space, settings.ssim_weight) if settings.ssim_weight else "mse"
+        return fit_pairs(decoder, features, images, settings, context.strategy, backup_dir, verbose=context.verbose,
+                         loss=loss)
 
-    path, cached = cache_lib.load_or_train("decoders", fields, decoder, train, cache)
+    path, cached = cache_lib.load_or_train("decoders", fields, decoder, train, context.cache_dir)
     return decoder, path, cached
 
 
-def mse_ssim_loss(spec, ssim_weight):
+def mse_ssim_loss(space, ssim_weight):
     """Per image: MSE in normalised space + ssim_weight * (1 - SSIM), SSIM on the pixel scale [0, 1]
-    (TensorFlow's: 7x7 Gaussian window, sigma 1.5, so 28x28 MNIST fits), for `spec`'s data set."""
+    (TensorFlow's: 7x7 Gaussian window, sigma 1.5, so 28x28 MNIST fits), for images of `space`."""
     import tensorflow as tf
 
-    mean, std = tf.constant(spec.mean, tf.float32), tf.constant(spec.std, tf.float32)
+    mean, std = tf.constant(space.mean, tf.float32), tf.constant(space.std, tf.float32)
 
     def loss(images, reconstructions):
         mse = tf.reduce_mean(tf.square(images - reconstructions), axis=[1, 2, 3])

@@ -10,18 +10,25 @@ The decoder is the black-box inverse network of `inverse_network.py` with the he
 oracle, so it is cached the same way (`cache.py`) and a second attack on the split reuses it.
 """
 
+import dataclasses
+
 from mia_tf.attacks import inverse_network
+from mia_tf.attacks.cache import model_record
 from mia_tf.attacks.oracle import QueryOracle
 
 DEFAULT_PRIOR_DECODER = inverse_network.DecoderSettings(family="best", epochs=5)
 
 
-def prior_decoder(head, dataset, layer, model_sha256, data_dir=None, attacker_data="dist",
-                  settings=DEFAULT_PRIOR_DECODER, limit=None, cache=None, strategy=None, verbose=0):
-    """A decoder for `head` trained on the attacker's own data, from the cache when it is there.
+def prior_decoder(head, space, attacker_data, context=None, settings=DEFAULT_PRIOR_DECODER, limit=None, layer=None):
+    """A decoder for `head` trained on the attacker's own images (`AttackerData`, the first `limit`
+    of them), from the cache when it is there (keyed by the head's weights and `layer`, the
+    split's name: default the head's last layer).
 
-    Returns (decoder, cache path, whether it was loaded from the cache).
+    Returns (decoder, the model's record: cache path, whether it was loaded, its training).
     """
-    return inverse_network.trained_decoder(
-        QueryOracle.from_keras(head), model_sha256, dataset, layer, attacker_data, settings, queries=limit,
-        data_dir=data_dir, cache=cache, strategy=strategy, verbose=verbose)
+    oracle = QueryOracle.from_keras(head)
+    oracle.layer = layer or oracle.layer
+    decoder, path, cached = inverse_network.trained_decoder(oracle, space, attacker_data, settings, queries=limit,
+                                                            context=context)
+    return decoder, {**model_record(path, cached), "decoder": dataclasses.asdict(settings),
+                     "attacker_data": attacker_data.cache_key}

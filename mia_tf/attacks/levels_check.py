@@ -21,7 +21,6 @@ import itertools
 
 import numpy as np
 
-from mia_tf import data as data_lib
 from mia_tf.errors import UsageError
 
 BLACK_POINTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
@@ -40,19 +39,18 @@ def apply_levels(pixels, black, white):
     return np.clip((np.asarray(pixels, np.float32) - black) / (white - black), 0.0, 1.0)
 
 
-def level_reconstruction(reconstruction, dataset, black, white):
-    """`apply_levels` on a reconstruction in normalised space; the result is normalised too."""
-    pixels = apply_levels(data_lib.denormalize(reconstruction, dataset), black, white)
-    return data_lib.normalize_pixels(pixels, dataset)
+def level_reconstruction(reconstruction, space, black, white):
+    """`apply_levels` on a reconstruction normalised in `space`; the result is normalised too."""
+    return space.normalize(apply_levels(space.denormalize(reconstruction), black, white))
 
 
-def check_levels(oracle, features, reconstruction, dataset, levels=LEVELS):
+def check_levels(oracle, features, reconstruction, space, levels=LEVELS):
     """The levels map of `reconstruction` whose oracle answers best match `features`, applied.
 
     Args:
       oracle: `oracle.QueryOracle`; its budget must allow `queries_needed(len(features))`.
       features: the intercepted features, (N, *feature shape).
-      reconstruction: the attack's images in normalised space, (N, *image shape).
+      reconstruction: the attack's images, normalised in `space`, (N, *image shape).
     Returns:
       (corrected reconstruction in normalised space, record for metrics.json: the map chosen,
       the mean feature distance of every map tried, the queries spent).
@@ -60,15 +58,15 @@ def check_levels(oracle, features, reconstruction, dataset, levels=LEVELS):
     needed = queries_needed(len(features), levels)
     if oracle.remaining is not None and oracle.remaining < needed:
         raise UsageError(f"checking {len(levels)} levels on {min(len(features), SAMPLE_VICTIMS)} victims costs "
-                         f"{needed} queries, but only {oracle.remaining} are left in the budget: raise --queries")
-    pixels = data_lib.denormalize(reconstruction, dataset)
+                         f"{needed} queries, but only {oracle.remaining} are left in the budget: raise the query budget")
+    pixels = space.denormalize(reconstruction)
     sample = slice(0, SAMPLE_VICTIMS)
     target = np.asarray(features[sample], np.float32).reshape(len(pixels[sample]), -1)
     distances = []
     for black, white in levels:
-        answers = oracle(data_lib.normalize_pixels(apply_levels(pixels[sample], black, white), dataset))
+        answers = oracle(space.normalize(apply_levels(pixels[sample], black, white)))
         distances.append(float(np.mean(np.linalg.norm(answers.reshape(len(target), -1) - target, axis=1))))
     black, white = levels[int(np.argmin(distances))]
     record = {"black": black, "white": white, "queries": needed, "sampled_victims": len(target),
               "mean_feature_distance": {f"{b:g}-{w:g}": float(f"{d:.5g}") for (b, w), d in zip(levels, distances)}}
-    return level_reconstruction(reconstruction, dataset, black, white), record
+    return level_reconstruction(reconstruction, space, black, white), record

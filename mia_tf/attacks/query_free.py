@@ -26,17 +26,21 @@ measures each part, and what did not help; figures in experiments/queryfree_abla
 
 import dataclasses
 import itertools
+import time
 
 import numpy as np
 import scipy.stats
 
-from mia_tf import data as data_lib, distributed, metrics, precision
+from mia_tf import distributed, metrics, precision
 from mia_tf.attacks import cache as cache_lib, inverse_network, levels_check, whitebox
+from mia_tf.attacks.context import DEFAULT_CONTEXT
 from mia_tf.attacks.query_pairs import fit_pairs
+from mia_tf.attacks.result import AttackResult, cached_training_seconds, timed_seconds
+from mia_tf.attacks.zoo_splits import zoo_split
 from mia_tf.errors import UsageError
+from mia_tf.image_space import AttackerData, ImageSpace
 
 NETS = ("same", "diff")
-DATA = ("same", "dist")
 PRESETS = ("paper", "best")
 # rMLE through the shadow, as the authors' query-free code.
 RMLE = whitebox.WhiteboxSettings(steps=500, learning_rate=0.1, tv_weight=2.0)
@@ -56,15 +60,46 @@ BEST_SHADOWS = 3
 # (validation: -1.2 to -2.9), so it is taken at the first and not the second. 13-17 s here.
 REFINE = whitebox.WhiteboxSettings(steps=300, learning_rate=0.01, box=True)
 VALIDATION_IMAGES = 100
-# `best` on the same set (50,000 or 60,000 images): epochs of this many, a fresh random subset each,
-# the dist set's size (9,000), so a same-set shadow costs what a dist one costs, as for the black-box
-# `best` decoder: 50 epochs are 450,000 images, 7.5 to 9 passes. A dist epoch is a full pass either way.
+# `best` on a larger attacker set (the same set: 50,000 or 60,000 images): epochs of this many, a fresh
+# random subset each, the dist set's size (9,000), so a same-set shadow costs what a dist one costs, as for
+# the black-box `best` decoder: 50 epochs are 450,000 images, 7.5 to 9 passes. A set of at most this many
+# (dist) is passed over whole each epoch.
 BEST_EPOCH_EXAMPLES = inverse_network.PRESETS["best"].epoch_examples
 
 
 @dataclasses.dataclass(frozen=True)
 class QueryFreeSettings:
-    data: str = "dist"
+    """The query-free attack: a preset and the shadows it trains."""
+
+    preset: str = "paper"
+    net: str = "same"  # the shadows' structure: the head's (same) or another (diff, `shadow_head`)
+    shadows: int = None  # shadows trained (seeds seed, seed + 1, ...); None: 1 for paper, BEST_SHADOWS for best
+    epochs: int = 50
+    limit: int = None  # train on the first N attacker images only (None: all)
+    seed: int = 0
+    train_dtype: str = None  # bfloat16 or float16: the layers' arithmetic in training (`fit_pairs`); None: float32
+
+    def __post_init__(self):
+        """Choices and ranges are checked when settings are built, before any training."""
+        if self.preset not in PRESETS:
+            raise UsageError(f"unknown preset {self.preset!r}: use one of {', '.join(PRESETS)}")
+        if self.net not in NETS:
+            raise UsageError(f"unknown net {self.net!r}: use same (the head's structure) or diff")
+        for name in ("epochs", "shadows", "limit"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise UsageError(f"{name} must be a positive whole number, got {value!r}")
+        precision.check_compute_dtype(self.train_dtype, "train_dtype")
+
+    @property
+    def shadow_count(self):
+        return self.shadows or (BEST_SHADOWS if self.preset == "best" else 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class TailShadowSettings:
+    """How one shadow head is trained through the frozen tail (the authors' schedule)."""
+
     net: str = "same"
     epochs: int = 50
     batch_size: int = 32
@@ -77,37 +112,94 @@ class QueryFreeSettings:
     epoch_examples: int = 0  # > 0: at most this many images per epoch, a fresh random subset each
     train_dtype: str = None  # bfloat16 or float16: the layers' arithmetic in training (`fit_pairs`); None: float32
 
-    def validate(self):
-        if self.data not in DATA:
-            raise UsageError(f"the query-free attack needs labelled images: --data must be one of "
-                             f"{', '.join(DATA)}, got {self.data!r}")
+    def __post_init__(self):
         if self.net not in NETS:
-            raise UsageError(f"unknown --net {self.net!r}: use same (the head's structure) or diff")
+            raise UsageError(f"unknown net {self.net!r}: use same (the head's structure) or diff")
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise UsageError(f"epochs must be a positive whole number, got {self.epochs!r}")
         if not self.feature_stats_weight >= 0:
             raise UsageError(f"feature_stats_weight must be non-negative, got {self.feature_stats_weight!r}")
-        precision.check_compute_dtype(self.train_dtype, "--train-dtype")
-        return self
+        precision.check_compute_dtype(self.train_dtype, "train_dtype")
 
 
-def preset(name, head, dataset=None, layer=None, data="dist", net="same", epochs=50, limit=None, seed=0,
-           train_dtype=None):
-    """Shadow training settings of a named preset (`paper` or `best`, see the module docstring)
-    for a shadow of `head` with structure `net`.
+def shadow_training(settings, head, space, attacker_images):
+    """The `TailShadowSettings` of the attack's preset for a shadow of `head` (see the module
+    docstring), trained on `attacker_images` images.
 
     `best` matches feature statistics unless the shadow is affine: inverted exactly, a shadow
     trained on labels alone did better (MNIST conv1: 27.17 dB against 25.84 with the penalty).
-    On the same set its epochs are of BEST_EPOCH_EXAMPLES images.
+    On a set larger than BEST_EPOCH_EXAMPLES its epochs are of that many images.
     """
-    if name not in PRESETS:
-        raise UsageError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
-    settings = QueryFreeSettings(data, net, epochs, limit=limit, seed=seed, train_dtype=train_dtype).validate()
-    if name == "best" and not whitebox.is_affine(shadow_head(head, net, dataset, layer)):
-        settings = dataclasses.replace(settings, feature_stats_weight=BEST_FEATURE_STATS_WEIGHT)
-    if name == "best" and data == "same":
-        settings = dataclasses.replace(settings, epoch_examples=BEST_EPOCH_EXAMPLES)
-    return settings
+    training = TailShadowSettings(settings.net, settings.epochs, limit=settings.limit, seed=settings.seed,
+                                  train_dtype=settings.train_dtype)
+    if settings.preset == "best" and not whitebox.is_affine(shadow_head(head, settings.net, zoo_split(head, space))):
+        training = dataclasses.replace(training, feature_stats_weight=BEST_FEATURE_STATS_WEIGHT)
+    if settings.preset == "best" and attacker_images > BEST_EPOCH_EXAMPLES:
+        training = dataclasses.replace(training, epoch_examples=BEST_EPOCH_EXAMPLES)
+    return training
+
+
+def queryfree_attack(tail, features, settings="best", *, attacker_data, space, context=None, structure):
+    """The query-free attack: rebuild the inputs behind `features` holding only the tail (the
+    cloud half) and the attacker's labelled images; the device is never queried.
+
+    Args:
+      tail: the cloud half, a Keras model (frozen; its weights hash keys the cache).
+      features: the intercepted features, (N, *tail input shape).
+      settings: `QueryFreeSettings`, or a preset name ("paper", "best").
+      attacker_data: `AttackerData` with labels (classes of the tail).
+      space: the `ImageSpace` of the head's input.
+      context: `AttackContext` (cache, strategy, progress); None for the defaults.
+      structure: a Keras model with the head's structure (never its weights): net "same" copies
+        it, "diff" derives another from it.
+    Returns:
+      `AttackResult`; `stages["before_levels"]` holds the reconstruction before the levels map.
+    """
+    from mia_tf import models as models_lib
+
+    context = context or DEFAULT_CONTEXT
+    if isinstance(settings, str):
+        settings = QueryFreeSettings(preset=settings)
+    if not isinstance(settings, QueryFreeSettings):
+        raise UsageError(f"settings must be QueryFreeSettings or a preset name, got {type(settings).__name__}")
+    if not isinstance(space, ImageSpace):
+        raise UsageError(f"space must be an ImageSpace, got {type(space).__name__}")
+    if not isinstance(attacker_data, AttackerData):
+        raise UsageError("attacker_data must be AttackerData (AttackerData.from_images(images, space, labels), or "
+                         "mia_tf.attacker_set for a zoo set)")
+    head = whitebox.check_space(space, structure)
+    features = np.asarray(features, np.float32)
+    if features.shape[1:] != tuple(tail.input.shape[1:]):
+        raise UsageError(f"features have shape {features.shape[1:]} per image, but the tail takes "
+                         f"{tuple(tail.input.shape[1:])}: they come from another split")
+    data = attacker_data.take(settings.limit)
+    data.labelled(int(tail.output.shape[-1]))
+    training = shadow_training(settings, head, space, len(data))
+    tail_sha256 = models_lib.weights_sha256(tail)
+    started = time.time()
+    shadows, models = [], []
+    for k in range(settings.shadow_count):  # shadow k has seed + k
+        shadow, path, cached = trained_shadow(head, tail, tail_sha256, space, data, attacker_data.cache_key,
+                                              dataclasses.replace(training, seed=settings.seed + k), context,
+                                              intercepted=features)
+        context.log(f"shadow {'loaded from' if cached else f'trained on {attacker_data.cache_key}, saved to'} {path}")
+        shadows.append(shadow)
+        models.append(cache_lib.model_record(path, cached))
+    reconstructions, inversions, decision = invert_through_shadows(
+        shadows, features, space, data, settings.preset, context, settings.train_dtype, settings.limit,
+        head.layers[-1].name)
+    models += [inversion["decoder_model"] for inversion in inversions if "decoder_model" in inversion]
+    records = [{**model, **{k: v for k, v in inversion.items() if k != "decoder_model"}}
+               for model, inversion in zip(models, inversions)]
+    reconstruction, choice, residuals = select_by_residual(shadows, features, reconstructions)
+    provenance = {"attacker_data": attacker_data.cache_key, "shadow": dataclasses.asdict(training),
+                  "shadows": records, "refinement": decision,
+                  "chosen_shadow_counts": np.bincount(choice, minlength=len(shadows)).tolist(),
+                  "mean_feature_residual": [round(float(r), 4) for r in residuals.mean(axis=1)]}
+    return AttackResult("queryfree", "inversion through shadows trained via the tail", settings.preset,
+                        apply_levels(reconstruction, space, decision), space, dataclasses.asdict(settings),
+                        timed_seconds(started, models), provenance, cached_training_seconds(models),
+                        stages={} if decision is None else {"before_levels": reconstruction})
 
 
 def feature_statistics(features):
@@ -152,8 +244,8 @@ PAPER_DIFFERENT_STRUCTURES = {
 }
 
 
-def _paper_different_head(dataset, layer, input_shape):
-    """The paper's different shadow structure for a zoo split, or None.
+def _paper_different_head(zoo, input_shape):
+    """The paper's different shadow structure for a zoo split ((data set, layer) or None), or None.
 
     Its layers have fixed names: a shadow's weights hash (the key of the decoder trained through
     it) must not depend on how many layers the process made before.
@@ -161,10 +253,10 @@ def _paper_different_head(dataset, layer, input_shape):
     import keras
     from keras import layers
 
-    if (dataset, layer) not in PAPER_DIFFERENT_STRUCTURES:
+    if zoo not in PAPER_DIFFERENT_STRUCTURES:
         return None
     x = inputs = keras.Input(input_shape)
-    for i, step in enumerate(PAPER_DIFFERENT_STRUCTURES[(dataset, layer)]):
+    for i, step in enumerate(PAPER_DIFFERENT_STRUCTURES[zoo]):
         if step == "relu":
             x = layers.ReLU(name=f"shadow_relu_{i}")(x)
         elif step == "pool":
@@ -172,7 +264,7 @@ def _paper_different_head(dataset, layer, input_shape):
         else:
             filters, kernel, padding = step
             x = layers.Conv2D(filters, kernel, padding=padding, name=f"shadow_conv_{i}")(x)
-    return keras.Model(inputs, x, name=f"shadow_diff_{layer}")
+    return keras.Model(inputs, x, name=f"shadow_diff_{zoo[1]}")
 
 
 def different_structure(head):
@@ -191,7 +283,7 @@ def different_structure(head):
     for layer in head.layers[1:]:
         inbound = layer._inbound_nodes
         if len(inbound) != 1 or len(inbound[0].input_tensors) != 1:
-            raise UsageError(f"--net diff needs a head that is a chain of layers; {layer.name} is not: use --net same")
+            raise UsageError(f"net diff needs a head that is a chain of layers; {layer.name} is not: use net same")
         if isinstance(layer, layers.Conv2D) and type(layer) is layers.Conv2D and layer.kernel_size[0] == layer.kernel_size[1]:
             k, filters, padding = layer.kernel_size[0], layer.filters, layer.padding
             activation = layer.get_config()["activation"]
@@ -210,20 +302,21 @@ def different_structure(head):
     return keras.Model(inputs, x, name=f"{head.name}_shadow_diff")
 
 
-def shadow_head(head, net, dataset=None, layer=None):
-    """A fresh shadow for `head`: its own structure (`same`) or a different one (`diff`)."""
+def shadow_head(head, net, zoo=None):
+    """A fresh shadow for `head`: its own structure (`same`) or a different one (`diff`: the
+    paper's for the zoo split `zoo`, else `different_structure`)."""
     import keras
 
     if net == "same":
         return keras.models.clone_model(head)
-    shadow = _paper_different_head(dataset, layer, head.input.shape[1:]) or different_structure(head)
+    shadow = _paper_different_head(zoo, head.input.shape[1:]) or different_structure(head)
     if tuple(shadow.output.shape[1:]) != tuple(head.output.shape[1:]):
         raise UsageError(f"the different shadow gives features {tuple(shadow.output.shape[1:])}, but the tail "
-                         f"takes {tuple(head.output.shape[1:])}: use --net same")
+                         f"takes {tuple(head.output.shape[1:])}: use net same")
     return shadow
 
 
-def shadow_through_tail(head, tail, net, dataset=None, layer=None, penalty=None):
+def shadow_through_tail(head, tail, net, zoo=None, penalty=None):
     """A fresh shadow for `head` and the model image -> frozen `tail`(shadow(image)) that trains it.
 
     `penalty`: an optional layer between shadow and tail (identity on the features, adds a loss).
@@ -231,7 +324,7 @@ def shadow_through_tail(head, tail, net, dataset=None, layer=None, penalty=None)
     """
     import keras
 
-    shadow = shadow_head(head, net, dataset, layer)
+    shadow = shadow_head(head, net, zoo)
     if tuple(tail.input.shape[1:]) != tuple(shadow.output.shape[1:]):
         raise UsageError(f"the tail takes {tuple(tail.input.shape[1:])}, the shadow gives "
                          f"{tuple(shadow.output.shape[1:])}: the tail and the head are from different splits")
@@ -241,20 +334,21 @@ def shadow_through_tail(head, tail, net, dataset=None, layer=None, penalty=None)
     return shadow, keras.Model(x, tail(features, training=False))
 
 
-def trained_shadow(head, tail, tail_sha256, dataset, layer, settings=QueryFreeSettings(), data_dir=None, cache=None,
-                   strategy=None, verbose=0, intercepted=None):
+def trained_shadow(head, tail, tail_sha256, space, attacker_data, data_name, settings=TailShadowSettings(),
+                   context=None, intercepted=None):
     """A shadow head trained so that the frozen `tail` classifies the attacker's labelled images.
 
     `head` supplies only the structure (and the input shape); its weights are never read.
-    `intercepted`: features the server has seen, needed when `settings.feature_stats_weight` > 0
-    (only their per-channel statistics are used).
+    `attacker_data`: `AttackerData` with labels, `settings.limit` of them used; `data_name` its
+    name in the cache key. `intercepted`: features the server has seen, needed when
+    `settings.feature_stats_weight` > 0 (only their per-channel statistics are used).
     Returns (shadow, cache path, whether it came from the cache).
     """
     import keras
 
-    settings.validate()
+    context = context or DEFAULT_CONTEXT
     keras.utils.set_random_seed(settings.seed)
-    fields = {"tail": tail_sha256, "dataset": dataset, "layer": layer,
+    fields = {"tail": tail_sha256, "dataset": space.cache_name, "layer": head.layers[-1].name, "data": data_name,
               **cache_lib.settings_fields(settings, ("epoch_examples", "train_dtype"))}
     if settings.feature_stats_weight > 0:
         if intercepted is None:
@@ -263,107 +357,99 @@ def trained_shadow(head, tail, tail_sha256, dataset, layer, settings=QueryFreeSe
         # 4 significant digits: the same victims' features computed in other batch sizes differ
         # in the last bits, and must still find the same shadow
         fields["intercepted_stats"] = cache_lib.cache_key([f"{value:.4g}" for value in (*target_mean, *target_std)])
-    with distributed.scope(strategy):
+    data = attacker_data.take(settings.limit)
+    labels = data.labelled(int(tail.output.shape[-1]))
+    with distributed.scope(context.strategy):
         penalty = (_feature_stats_penalty(target_mean, target_std, settings.feature_stats_weight)
                    if settings.feature_stats_weight > 0 else None)
-        shadow, through_tail = shadow_through_tail(head, tail, settings.net, dataset, layer, penalty)
+        shadow, through_tail = shadow_through_tail(head, tail, settings.net, zoo_split(head, space), penalty)
 
     def train(backup_dir):
-        images, labels = data_lib.attacker_set(dataset, settings.data, data_dir, limit=settings.limit)
-        classes = int(tail.output.shape[-1])
-        if labels.min() < 0 or labels.max() >= classes:
-            raise UsageError(f"attacker labels span {labels.min()}..{labels.max()}, but the tail has {classes} classes")
-        return fit_pairs(through_tail, images, labels.astype(np.float32), settings, strategy, backup_dir,
-                         seed=settings.seed, verbose=verbose, metrics=["accuracy"],
+        return fit_pairs(through_tail, data.images, labels.astype(np.float32), settings, context.strategy, backup_dir,
+                         seed=settings.seed, verbose=context.verbose, metrics=["accuracy"],
                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
-    path, cached = cache_lib.load_or_train("queryfree", fields, shadow, train, cache)
+    path, cached = cache_lib.load_or_train("queryfree", fields, shadow, train, context.cache_dir)
     return shadow, path, cached
 
 
-def shadow_decoder_settings(attacker_data, train_dtype=None):
+def shadow_decoder_settings(attacker_images, train_dtype=None):
     """The decoder trained through a shadow: the white-box prior's, with epochs of at most
-    BEST_EPOCH_EXAMPLES images on the same set (5 full passes over 60,000 MNIST images took some
+    BEST_EPOCH_EXAMPLES images on a larger set (5 full passes over 60,000 MNIST images took some
     75 min at conv1 with three jobs on the cores), its layers computing in `train_dtype`."""
     from mia_tf.attacks import learned_prior
 
     settings = dataclasses.replace(learned_prior.DEFAULT_PRIOR_DECODER, train_dtype=train_dtype)
-    return dataclasses.replace(settings, epoch_examples=BEST_EPOCH_EXAMPLES) if attacker_data == "same" else settings
+    return dataclasses.replace(settings, epoch_examples=BEST_EPOCH_EXAMPLES) \
+        if attacker_images > BEST_EPOCH_EXAMPLES else settings
 
 
-def shadow_decoder(shadow, dataset, layer, attacker_data="dist", data_dir=None, cache=None, limit=None, verbose=0,
-                   train_dtype=None):
-    """A decoder trained through the shadow on the attacker's images (`shadow_decoder_settings`,
-    cached under the shadow's weights hash). Returns (decoder, cache path, cached)."""
-    from mia_tf import models as models_lib
-    from mia_tf.attacks import learned_prior
-
-    return learned_prior.prior_decoder(shadow, dataset, layer, models_lib.weights_sha256(shadow), data_dir,
-                                       attacker_data, settings=shadow_decoder_settings(attacker_data, train_dtype),
-                                       limit=limit,
-                                       cache=cache, verbose=verbose)
-
-
-def invert_through_shadows(shadows, features, dataset, layer, preset_name="paper", attacker_data="dist",
-                           data_dir=None, cache=None, limit=None, verbose=0, train_dtype=None, log=print):
+def invert_through_shadows(shadows, features, space, attacker_data, preset_name="paper", context=None,
+                           train_dtype=None, limit=None, layer=None):
     """Invert the real intercepted features through each trained shadow.
 
     `paper`: the authors' rMLE from zeros. `best`: least squares through an affine shadow;
     through any other, a decoder trained through the shadow on the attacker's images
-    (`attacker_data`, its first `limit` if given; cached under the shadow's weights hash),
-    applied to the real features, then refined by rMLE through the shadow if cross-shadow
-    validation (`cross_shadow_validation`) says that helps. The levels map that validation also
-    chooses is for the caller to put on the final reconstruction (`apply_levels`), after the
-    per-victim choice of shadow, which compares each shadow's own inversion with the features.
-    The rMLE runs through the shadows (the `paper` inversion; the refinement of 1,000 CIFAR
-    victims through three shadows took over half an hour) log their progress with `log` and keep
-    resumable state in the cache, so a killed run picks up where it stopped.
-    Returns (one reconstruction per shadow in normalised space, one record per shadow, the
-    validation's decision or None: `paper`, or a single shadow).
+    (`attacker_data`, its first `limit`; cached under the shadow's weights hash and the split's
+    name `layer`), applied to the real features,
+    then refined by rMLE through the shadow if cross-shadow validation (`cross_shadow_validation`)
+    says that helps. The levels map that validation also chooses is for the caller to put on the
+    final reconstruction (`apply_levels`), after the per-victim choice of shadow, which compares
+    each shadow's own inversion with the features. The rMLE runs through the shadows (the `paper`
+    inversion; the refinement of 1,000 CIFAR victims through three shadows took over half an
+    hour) report progress through the context and keep resumable state in its cache.
+    Returns (one reconstruction per shadow in normalised space, one record per shadow (with the
+    decoder's model record under "decoder_model"), the validation's decision or None: `paper`,
+    or a single shadow).
     """
-    pixel_range = data_lib.pixel_range(dataset)
+    from mia_tf.attacks import learned_prior
+
+    context = context or DEFAULT_CONTEXT
+    pixel_range = space.pixel_range()
 
     def rmle_through(k, settings, init=None):
-        return whitebox.whitebox_attack(
+        return whitebox.reconstruct(
             shadows[k], features, settings, init=init, pixel_range=pixel_range,
-            progress=whitebox.progress_lines(log, f"rMLE through shadow {k + 1} of {len(shadows)}", settings.steps),
-            checkpoint_dir=cache_lib.rmle_checkpoint_dir(cache)).reconstruction
+            progress=context.progress_for(f"rMLE through shadow {k + 1} of {len(shadows)}", settings.steps),
+            checkpoint_dir=context.rmle_checkpoints).reconstruction
 
     if preset_name == "paper":
         record = {"rmle": dataclasses.asdict(RMLE)}
         return [rmle_through(k, RMLE) for k in range(len(shadows))], [record] * len(shadows), None
     reconstructions, records, inverters = [], [], []
+    decoder_settings = shadow_decoder_settings(len(attacker_data), train_dtype)
     for shadow in shadows:
         if whitebox.is_affine(shadow):  # measured at MNIST conv1: 10 dB above a decoder through the shadow
-            inverters.append(lambda v, shadow=shadow: whitebox.whitebox_attack(shadow, v, EXACT).reconstruction)
+            inverters.append(lambda v, shadow=shadow: whitebox.reconstruct(shadow, v, EXACT).reconstruction)
             records.append({"rmle": dataclasses.asdict(EXACT)})
         else:
-            decoder, path, cached = shadow_decoder(shadow, dataset, layer, attacker_data, data_dir, cache, limit,
-                                                   verbose, train_dtype)
+            decoder, model = learned_prior.prior_decoder(shadow, space, attacker_data, context, decoder_settings,
+                                                         limit, layer)
             inverters.append(lambda v, decoder=decoder: inverse_network.invert(decoder, v))
-            records.append({"decoder": dataclasses.asdict(shadow_decoder_settings(attacker_data, train_dtype)),
-                            "decoder_cache": path,
-                            "decoder_from_cache": cached, "decoder_training": cache_lib.training_record(path)})
+            records.append({"decoder": model["decoder"], "decoder_cache": model["cache"],
+                            "decoder_from_cache": model["from_cache"], "decoder_training": model["training"],
+                            "decoder_model": model})
         reconstructions.append(inverters[-1](features))
     if len(shadows) < 2:  # nothing to validate against: keep the inversion as it is
         return reconstructions, records, None
-    attacker_images, _ = data_lib.attacker_set(dataset, attacker_data, data_dir, limit=VALIDATION_IMAGES)
+    attacker_images = attacker_data.images[:VALIDATION_IMAGES]
     refinable = not whitebox.is_affine(shadows[0])  # least squares through an affine shadow is final
-    decision = cross_shadow_validation(shadows, inverters, attacker_images, dataset, refinable)
+    decision = cross_shadow_validation(shadows, inverters, attacker_images, space, refinable)
     levels = f"levels {decision['levels']['black']:g}-{decision['levels']['white']:g}"
     if refinable:
         gain = decision["cross_shadow_gain_db"]
         choice = "refining" if decision["refined"] else "keeping the decoders' guesses"
-        log(f"refinement through the shadows {'gains' if gain > 0 else 'loses'} {abs(gain):.2f} dB on "
-            f"{len(attacker_images)} of the attacker's images: {choice}, then {levels}")
+        context.log(f"refinement through the shadows {'gains' if gain > 0 else 'loses'} {abs(gain):.2f} dB on "
+                    f"{len(attacker_images)} of the attacker's images: {choice}, then {levels}")
     else:
-        log(f"{levels} gain {decision['levels_gain_db']:.2f} dB on {len(attacker_images)} of the attacker's images")
+        context.log(f"{levels} gain {decision['levels_gain_db']:.2f} dB on {len(attacker_images)} of the "
+                    f"attacker's images")
     if decision["refined"]:
         reconstructions = [rmle_through(k, REFINE, init=guess) for k, guess in enumerate(reconstructions)]
     return reconstructions, records, decision
 
 
-def cross_shadow_validation(shadows, inverters, images, dataset, refinable=True):
+def cross_shadow_validation(shadows, inverters, images, space, refinable=True):
     """Cross-shadow validation: whether to refine the inversion by rMLE through the shadow, and
     which levels map (`levels_check.LEVELS`, black and white points) to put on the result.
 
@@ -380,17 +466,17 @@ def cross_shadow_validation(shadows, inverters, images, dataset, refinable=True)
     gains, each option under its own map; levels_gain_db and levels_pair_gains_db what the
     chosen map gains, on average and in each pair.
     """
-    truth = data_lib.denormalize(images, dataset)
+    truth = space.denormalize(images)
     stand_ins = [shadow.predict(images, batch_size=256, verbose=0) for shadow in shadows]
     pairs = list(itertools.permutations(range(len(shadows)), 2))
     options = {"inverted": [], "refined": []}  # per pair, reconstructions in pixels
     for a, b in pairs:
         guess = inverters[a](stand_ins[b])
-        options["inverted"].append(data_lib.denormalize(guess, dataset))
+        options["inverted"].append(space.denormalize(guess))
         if refinable:
-            refined = whitebox.whitebox_attack(shadows[a], stand_ins[b], REFINE, init=guess,
-                                               pixel_range=data_lib.pixel_range(dataset)).reconstruction
-            options["refined"].append(data_lib.denormalize(refined, dataset))
+            refined = whitebox.reconstruct(shadows[a], stand_ins[b], REFINE, init=guess,
+                                           pixel_range=space.pixel_range()).reconstruction
+            options["refined"].append(space.denormalize(refined))
     identity = levels_check.LEVELS.index((0.0, 1.0))
     chosen_map, scores, pair_gains = {}, {}, {}
     for name, reconstructions in options.items():
@@ -432,12 +518,12 @@ def gain_lower_bound(gains):
     return gains.mean(axis=-1) - scipy.stats.t.ppf(0.95, pairs - 1) * spread
 
 
-def apply_levels(reconstruction, dataset, decision):
+def apply_levels(reconstruction, space, decision):
     """The reconstruction (normalised space) under the levels map cross-shadow validation chose
     (`decision` from `invert_through_shadows`; None, as for the paper preset: unchanged)."""
     if decision is None:
         return reconstruction
-    return levels_check.level_reconstruction(reconstruction, dataset, decision["levels"]["black"],
+    return levels_check.level_reconstruction(reconstruction, space, decision["levels"]["black"],
                                              decision["levels"]["white"])
 
 

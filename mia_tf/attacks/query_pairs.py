@@ -115,21 +115,22 @@ def fit_pairs(model, inputs, targets, settings, strategy=None, backup_dir=None, 
     return history
 
 
-def attacker_pairs(oracle, source_sha256, dataset, layer, attacker_data, queries=None, data_dir=None, cache=None):
-    """(attacker images, the oracle's answers) for an attack, the answers kept in the cache.
+def attacker_pairs(oracle, space, attacker_data, queries=None, cache=None):
+    """(attacker images, the oracle's answers, queries made now) for an attack: the first
+    `queries` (None: all) of `attacker_data` (`AttackerData`), the answers kept in the cache.
 
-    The answers file is keyed by what answers (`source_sha256`), the split, the attacker data and
-    the query count, so the inverse network and the shadow model of one split share one set of
-    queries. Returns (images, answers, queries made now).
+    The answers file is keyed by what answers (`oracle.fingerprint`), the split, the attacker data
+    and the query count, so the inverse network and the shadow model of one split share one set
+    of queries.
     """
-    from mia_tf import data as data_lib
     from mia_tf.attacks import cache as cache_lib
 
-    images, _ = data_lib.attacker_set(dataset, attacker_data, data_dir, limit=queries)
-    if queries is not None and len(images) < queries:  # else a larger budget would silently mean fewer
-        raise UsageError(f"a query budget of {queries} is more than the {len(images)} images of the attacker's "
-                         f"{attacker_data!r} set for {dataset}: give at most {len(images)} queries, or none for all")
-    fields = {"source": source_sha256, "dataset": dataset, "layer": layer, "data": attacker_data, "queries": queries}
+    data = attacker_data.take(queries)
+    if queries is not None and len(data) < queries:  # else a larger budget would silently mean fewer
+        raise UsageError(f"a query budget of {queries} is more than the {len(data)} images of the attacker's data "
+                         f"({attacker_data.cache_key}): give at most {len(data)} queries, or none for all")
+    fields = {"source": oracle.fingerprint, "dataset": space.cache_name, "layer": oracle.layer,
+              "data": attacker_data.cache_key, "queries": queries}
     before = oracle.queries
-    answers = collect_answers(oracle, images, cache_lib.entry_path("pairs", fields, cache, suffix=".npy"))
-    return images, answers, oracle.queries - before
+    answers = collect_answers(oracle, data.images, cache_lib.entry_path("pairs", fields, cache, suffix=".npy"))
+    return data.images, answers, oracle.queries - before

@@ -37,25 +37,28 @@ def shadow_structure(head):
     return keras.models.clone_model(head)
 
 
-def trained_shadow(oracle, head, source_sha256, dataset, layer, attacker_data, settings=ShadowSettings(),
-                   queries=None, data_dir=None, cache=None, strategy=None, verbose=0):
+def trained_shadow(oracle, head, space, attacker_data, settings=ShadowSettings(), queries=None, context=None):
     """A shadow of `head`'s structure fitted to the oracle's answers, or loaded from the cache.
 
     Args:
       head: supplies the structure only; its weights are never read.
+      attacker_data: `AttackerData`: the shadow learns the answers to its first `queries` images.
     Returns:
       (shadow, cache path, whether it came from the cache).
     """
-    fields = {"source": source_sha256, "dataset": dataset, "layer": layer, "data": attacker_data,
-              "queries": queries, "shadow": cache_lib.settings_fields(settings, ("train_dtype",)),
+    from mia_tf.attacks.context import DEFAULT_CONTEXT
+
+    context = context or DEFAULT_CONTEXT
+    fields = {"source": oracle.fingerprint, "dataset": space.cache_name, "layer": oracle.layer,
+              "data": attacker_data.cache_key, "queries": queries,
+              "shadow": cache_lib.settings_fields(settings, ("train_dtype",)),
               "structure": [type(l).__name__ for l in head.layers]}
-    with distributed.scope(strategy):
+    with distributed.scope(context.strategy):
         shadow = shadow_structure(head)
 
     def train(backup_dir):
-        images, answers, _ = attacker_pairs(oracle, source_sha256, dataset, layer, attacker_data, queries,
-                                            data_dir, cache)
-        return fit_pairs(shadow, images, answers, settings, strategy, backup_dir, verbose=verbose)
+        images, answers, _ = attacker_pairs(oracle, space, attacker_data, queries, context.cache_dir)
+        return fit_pairs(shadow, images, answers, settings, context.strategy, backup_dir, verbose=context.verbose)
 
-    path, cached = cache_lib.load_or_train("shadows", fields, shadow, train, cache)
+    path, cached = cache_lib.load_or_train("shadows", fields, shadow, train, context.cache_dir)
     return shadow, path, cached

@@ -32,12 +32,18 @@ import time
 
 import numpy as np
 
-from mia_tf import precision
+from mia_tf import distributed, precision
 from mia_tf.attacks.cache import settings_fields
+from mia_tf.attacks.context import DEFAULT_CONTEXT
+from mia_tf.attacks.result import AttackResult, cached_training_seconds, timed_seconds
+from mia_tf.attacks.zoo_splits import zoo_split
 from mia_tf.errors import UsageError
+from mia_tf.image_space import ImageSpace
 from mia_tf.io import atomic_path
 
 LR_SCHEDULES = ("constant", "cosine")
+PRESETS = ("paper", "best")
+PRIORS = ("none", "decoder")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,16 +66,32 @@ class WhiteboxSettings:
     # The head's arithmetic in rMLE: None (float32), "bfloat16" or "float16" (`mia_tf.precision`;
     # images, Adam's state and the loss stay float32). The exact linear solver is always float32.
     compute_dtype: str | None = None
+    preset: str = "custom"  # the preset these settings came from: a label for results, in no cache key
+
+    def __post_init__(self):
+        """Choices and ranges are checked when settings are built, before any work."""
+        if self.prior not in PRIORS:
+            raise UsageError(f"unknown prior {self.prior!r}: use one of {', '.join(PRIORS)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise UsageError(f"unknown lr_schedule {self.lr_schedule!r}: use {', '.join(LR_SCHEDULES)}")
+        if not isinstance(self.steps, (int, np.integer)) or self.steps < 1:
+            raise UsageError(f"steps must be a positive whole number, got {self.steps!r}")
+        if not isinstance(self.steps_per_call, (int, np.integer)) or self.steps_per_call < 1:
+            raise UsageError(f"steps_per_call must be a positive whole number, got {self.steps_per_call!r}")
+        if not self.learning_rate > 0 or not self.tv_weight >= 0:
+            raise UsageError(f"learning_rate must be positive and tv_weight non-negative, got "
+                             f"{self.learning_rate!r} and {self.tv_weight!r}")
+        precision.check_compute_dtype(self.compute_dtype)
 
 
+# Settings tuned at the zoo splits are registered under (data set, layer) and found by the head's
+# structure (`zoo_split`), never by a layer's name: any other head gets values derived from itself.
 # lambda_TV per split in the authors' code (PAPER.md); conv1 is not given there: 0 is natural.
 PAPER_TV_WEIGHTS = {
     ("mnist", "conv1"): 0.0, ("mnist", "relu2"): 1.0,
     ("cifar10", "conv11"): 0.0, ("cifar10", "relu22"): 10.0, ("cifar10", "relu32"): 1000.0,
 }
 DEFAULT_TV_WEIGHT = 1.0  # `paper` at split points the paper does not cover
-PRESETS = ("paper", "best")
-PRIORS = ("none", "decoder")
 # `best` from a zero start at MNIST relu2 (authors' weights, test images 0-99): lambda_TV 0.3 gave
 # 18.16 dB where 1 gave 17.18 and 3 gave 15.30 (2000 cosine steps, lr 0.05).
 BEST_TV_WEIGHTS = {("mnist", "relu2"): 0.3}
@@ -92,33 +114,104 @@ def feature_energy_tv_weight(features):
     return float(f"{BEST_TV_PER_FEATURE_ENERGY * np.mean(np.square(features, dtype=np.float64)):.3g}")
 
 
-def preset(name, dataset=None, layer=None, prior=None, features=None):
-    """Settings of a named preset for a split: `paper` (the authors' code) or `best`.
+def preset(name, head=None, space=None, prior=None, features=None):
+    """Settings of a named preset for a head: `paper` (the authors' code) or `best`.
 
-    `best` starts from a learned decoder's output (prior "decoder") unless `prior="none"`; from a
-    zero start at a split with no tuned lambda_TV, `features` (the intercepted ones) set it.
+    The values tuned at a zoo split apply when `head` has that split's structure in `space`
+    (`zoo_split`); elsewhere `paper` takes DEFAULT_TV_WEIGHT and `best` derives lambda_TV from
+    the intercepted `features` (`feature_energy_tv_weight`). `best` starts from a learned
+    decoder's output (prior "decoder") unless `prior="none"`.
     """
     if name not in PRESETS:
         raise UsageError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
     prior = prior or ("none" if name == "paper" else "decoder")
     if prior not in PRIORS:
         raise UsageError(f"unknown prior {prior!r}: use one of {', '.join(PRIORS)}")
-    tv_weight = PAPER_TV_WEIGHTS.get((dataset, layer), DEFAULT_TV_WEIGHT)
+    zoo = zoo_split(head, space) if head is not None else None
+    tv_weight = PAPER_TV_WEIGHTS.get(zoo, DEFAULT_TV_WEIGHT)
     if name == "paper":
-        return WhiteboxSettings(tv_weight=tv_weight, prior=prior)
+        return WhiteboxSettings(tv_weight=tv_weight, prior=prior, preset=name)
     if prior == "decoder":  # refine a good guess: small steps, no smoothing (measured: tv 0 > tv 0.3)
-        return WhiteboxSettings(steps=BEST_REFINE_STEPS.get((dataset, layer), 1000), learning_rate=0.01,
+        return WhiteboxSettings(steps=BEST_REFINE_STEPS.get(zoo, 1000), learning_rate=0.01,
                                 tv_weight=0.0, box=True,
-                                preactivation=True, exact_linear=True, prior=prior)
+                                preactivation=True, exact_linear=True, prior=prior, preset=name)
     # The paper's absolute lambda_TV fit the authors' feature scale, not the shipped CIFAR CNN's
     # (RMS 0.58 at relu22): through the relu22 Table 8 shadow, 20 victims, 1000 steps, the paper's
     # 10 gave 13.45 dB / SSIM 0.215, 1 gave 15.83, the feature-energy rule's 0.070 gave 17.49 / 0.760;
     # at relu32 the paper's 1000 gave 12.38 / 0.002 (a flat image), 1 gave 14.24, the rule's 0.21 14.00 / 0.315.
-    tuned = BEST_TV_WEIGHTS.get((dataset, layer))
+    tuned = BEST_TV_WEIGHTS.get(zoo)
     if tuned is None and features is not None:
         tuned = feature_energy_tv_weight(features)
     return WhiteboxSettings(steps=5000, learning_rate=0.1, tv_weight=tv_weight if tuned is None else tuned,
-                            lr_schedule="cosine", box=True, preactivation=True, exact_linear=True, prior=prior)
+                            lr_schedule="cosine", box=True, preactivation=True, exact_linear=True, prior=prior,
+                            preset=name)
+
+
+def whitebox_attack(head, features, settings="best", *, attacker_data=None, space, context=None):
+    """The white-box attack: rebuild the inputs of `head` from its outputs, knowing its weights.
+
+    Args:
+      head: the device half, a Keras model (called, never modified).
+      features: what the head sent, (N, *head output shape).
+      settings: `WhiteboxSettings`, or a preset name ("paper", "best") resolved for this head.
+      attacker_data: `AttackerData`, the attacker's own images: the decoder prior of `best`
+        trains on them through the head (no victim is seen); not needed with prior "none".
+      space: the `ImageSpace` of the head's input.
+      context: `AttackContext` (cache, strategy, progress); None for the defaults.
+    Returns:
+      `AttackResult` (not scored: see `mia_tf.score`).
+    """
+    from mia_tf.attacks import inverse_network, learned_prior
+
+    context = context or DEFAULT_CONTEXT
+    head = check_space(space, head)
+    if isinstance(settings, str):
+        settings = preset(settings, head, space, features=features)
+    features = validate(head, features, settings)
+    started = time.time()
+    initial, models = None, []
+    if trains_prior(head, settings):
+        if attacker_data is None:
+            raise UsageError("the decoder prior (the best preset) trains on the attacker's own images: pass "
+                             "attacker_data, or settings with prior='none'")
+        decoder, record = learned_prior.prior_decoder(head, space, attacker_data, context)
+        models.append(record)
+        initial = inverse_network.invert(decoder, features)
+    methods = set()
+
+    def attack_share(victims, starts, indices):  # this worker's victims; all of them on one
+        parts = []
+        for first in range(0, len(victims), context.batch_size):
+            part = slice(first, first + context.batch_size)
+            result = reconstruct(head, victims[part], settings, init=None if starts is None else starts[part],
+                                 pixel_range=space.pixel_range(),
+                                 progress=context.progress_for("white-box rMLE", settings.steps, int(indices[first])),
+                                 checkpoint_dir=context.rmle_checkpoints)
+            parts.append(result.reconstruction)
+            methods.add(result.method)
+        return np.concatenate(parts)
+
+    reconstructions = distributed.sharded(context.strategy, attack_share, features, initial,
+                                          np.arange(len(features)))
+    return AttackResult("whitebox", "+".join(sorted(methods)), settings.preset, reconstructions, space,
+                        dataclasses.asdict(settings), timed_seconds(started, models),
+                        {"prior": models[0] if models else None}, cached_training_seconds(models))
+
+
+def trains_prior(head, settings):
+    """Whether the attack trains a decoder prior (and so needs the attacker's images): prior
+    "decoder", unless the head is affine and solved exactly."""
+    return settings.prior == "decoder" and not (settings.exact_linear and is_affine(head))
+
+
+def check_space(space, head):
+    """The head the attacks invert in `space` (`ImageSpace.attack_head`), or a UsageError."""
+    if not isinstance(space, ImageSpace):
+        raise UsageError(f"space must be an ImageSpace (mia_tf.ImageSpace(shape, mean, std)), got {type(space).__name__}")
+    if tuple(head.input.shape[1:]) != space.shape:
+        raise UsageError(f"the head takes inputs of shape {tuple(head.input.shape[1:])}, but the space's images are "
+                         f"{space.shape}: give the ImageSpace of this model's input")
+    return space.attack_head(head)
 
 
 @dataclasses.dataclass
@@ -130,16 +223,9 @@ class WhiteboxResult:
 
 
 def validate(head, features, settings):
-    """Raise UsageError for anything that would make the attack meaningless, before any work."""
-    if settings.prior not in PRIORS:
-        raise UsageError(f"unknown prior {settings.prior!r}: use one of {', '.join(PRIORS)}")
-    if settings.lr_schedule not in LR_SCHEDULES:
-        raise UsageError(f"unknown lr_schedule {settings.lr_schedule!r}: use {', '.join(LR_SCHEDULES)}")
-    if int(settings.steps) < 1:
-        raise UsageError(f"steps must be a positive integer, got {settings.steps}")
-    if settings.learning_rate <= 0 or settings.tv_weight < 0:
-        raise UsageError("learning_rate must be positive and tv_weight non-negative")
-    precision.check_compute_dtype(settings.compute_dtype)
+    """The features as float32, or a UsageError for anything that would make the attack meaningless."""
+    if not isinstance(settings, WhiteboxSettings):
+        raise UsageError(f"settings must be WhiteboxSettings or a preset name, got {type(settings).__name__}")
     features = np.asarray(features, dtype=np.float32)
     expected = tuple(head.output.shape[1:])
     if features.ndim != len(expected) + 1 or features.shape[1:] != expected:
@@ -150,9 +236,10 @@ def validate(head, features, settings):
     return features
 
 
-def whitebox_attack(head, features, settings=WhiteboxSettings(), init=None, pixel_range=None,
-                    progress=None, checkpoint_dir=None):
-    """Reconstruct the inputs of `head` from its outputs `features`.
+def reconstruct(head, features, settings=WhiteboxSettings(), init=None, pixel_range=None,
+                progress=None, checkpoint_dir=None):
+    """Reconstruct the inputs of `head` from its outputs `features`: the optimisation alone, on
+    one batch, from a given start (the attacks build on it; `whitebox_attack` is the whole attack).
 
     Args:
       head: a Keras model (the device half); called, never modified.
@@ -185,37 +272,16 @@ def whitebox_attack(head, features, settings=WhiteboxSettings(), init=None, pixe
     return WhiteboxResult(np.asarray(x), np.asarray(loss), method, time.time() - started)
 
 
-def progress_lines(log, label, total, min_seconds=60):
-    """A `progress` callback for `whitebox_attack` that logs "<label>: step S of TOTAL, loss L" at
-    most every `min_seconds` (and at the last step), with the seconds per step since the last
-    line: long runs that write to a log file (the black-box Table 8 cells: hours) show they move
-    and, first thing after a resume, the step they resumed at."""
-    last = {}
-
-    def progress(step, loss, reconstruction):
-        now = time.time()
-        if last and step < total and now - last["time"] < min_seconds:
-            return
-        moved = last and step > last["step"]
-        pace = f", {(now - last['time']) / (step - last['step']):.2f} s per step" if moved else ""
-        log(f"{label}: step {step:,} of {total:,}, loss {loss:.5g}{pace}")
-        last.update(time=now, step=step)
-
-    return progress
-
-
-def refinement_gain(head, features, guess, images, settings, dataset):
+def refinement_gain(head, features, guess, images, settings, space):
     """Mean PSNR gain in dB of refining `guess` by this attack through `head`, on images whose truth
     the attacker knows (its own; `features` are what it holds for them, `guess` its prior's output,
-    both normalised). Attacks that cannot score their victims use it to decide whether to refine.
+    all normalised in `space`). Attacks that cannot score their victims use it to decide whether to refine.
     """
-    from mia_tf import data as data_lib, metrics
+    from mia_tf import metrics
 
-    refined = whitebox_attack(head, features, settings, init=guess,
-                              pixel_range=data_lib.pixel_range(dataset)).reconstruction
-    truth = data_lib.denormalize(images, dataset)
-    return float(np.mean(metrics.psnr(truth, data_lib.denormalize(refined, dataset))
-                         - metrics.psnr(truth, data_lib.denormalize(guess, dataset))))
+    refined = reconstruct(head, features, settings, init=guess, pixel_range=space.pixel_range()).reconstruction
+    truth = space.denormalize(images)
+    return float(np.mean(metrics.psnr(truth, space.denormalize(refined)) - metrics.psnr(truth, space.denormalize(guess))))
 
 
 def use_xla(xla):
@@ -317,7 +383,7 @@ def _checkpoint_path(directory, head, inputs, shapes, settings, box):
     coarse = [[list(shape), f"{means[2 * i]:.3g}", f"{np.sqrt(np.mean(np.square(inputs[:, 2 * i + 1]))):.3g}"]
               for i, shape in enumerate(shapes)]
     digest = hashlib.sha256(weights_sha256(head).encode())
-    fields = settings_fields(settings, later_fields=("compute_dtype",))  # float32 runs keep their keys
+    fields = settings_fields(settings, later_fields=("compute_dtype",), labels=("preset",))  # float32 runs keep their keys
     digest.update(json.dumps([fields, box, coarse], sort_keys=True).encode())
     return os.path.join(directory, f"{digest.hexdigest()[:24]}.npz")
 
