@@ -22,9 +22,12 @@ def _finish(out, target, result, logdir, headline, **extra):
     """Score the library's `AttackResult` against the victims (when known), write the run's
     outputs (`experiment.write_results`) and TensorBoard images, print the headline and table."""
     from mia_tf import experiment
+    from mia_tf.attacks.result import score
 
+    if target.images is not None:
+        result = score(result, target.images)
     record = experiment.write_results(out, target, result.reconstructions, {**experiment.result_record(result),
-                                                                            **extra})
+                                                                            **extra}, result.metrics)
     experiment.TensorBoardLog(logdir).images(None if target.images is None else target.images / 255.0,
                                              result.pixels())
     print(f"{headline}, {len(result.reconstructions)} victims, {record['seconds']} s; wrote {out}")
@@ -238,7 +241,8 @@ class Cli:
                                              space=ImageSpace.of_dataset(target.dataset),
                                              context=_attack_context(cache_dir, distribution), structure=target.head)
         _finish(out or experiment.default_out("queryfree", target, f"{data}_{net}_{preset}"), target, result, logdir,
-                f"query-free ({preset} preset, {data} data, {net} net) on {target.model_label} at {layer}")
+                f"query-free ({preset} preset, {data} data, {net} net) on {target.model_label} at {layer}", net=net,
+                seed=seed)
 
     def export(self, layer, dataset=None, model=None, variant="all", out="exports", tail=True, data_dir=None,
                calibration_images=200, max_accuracy_drop=1.0):

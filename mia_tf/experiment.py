@@ -125,18 +125,22 @@ def default_out(attack, target, setting):
     return os.path.join("runs", f"{attack}_{target.dataset}_{target.layer}_{setting}")
 
 
-def write_results(out, target, reconstructions, meta):
-    """Score `reconstructions` (normalised) against the victims, write the outputs, return metrics.
+def write_results(out, target, reconstructions, meta, scores=None):
+    """Score `reconstructions` (normalised) against the victims (or take their `scores`, from
+    `mia_tf.score`), write the outputs, return metrics.
 
     Without originals (features from a log, images not named) nothing is scored: the record
     then has no "summary", and the grid shows the reconstructions alone.
     """
     recovered = data_lib.denormalize(reconstructions, target.dataset)
-    originals, scores = None, {}
+    originals = None
     if target.images is not None:
         originals = target.images.astype(np.float32) / 255.0
-        scores = metrics_lib.evaluate(originals, recovered)
-        scores["per_image"]["test_index"] = target.indices.tolist()
+        scores = {key: value for key, value in (scores or metrics_lib.evaluate(originals, recovered)).items()
+                  if key in ("per_image", "summary")}
+        scores["per_image"] = {**scores["per_image"], "test_index": target.indices.tolist()}
+    else:
+        scores = {}
     record = {
         **meta,
         "dataset": target.dataset,

@@ -13,7 +13,11 @@ import mia_tf
 from conftest import ROOT, assert_beats_featureless, mia_tf as run_cli, mia_tf_in_process
 from mia_tf.attacks import cache as cache_lib
 from mia_tf.attacks import inverse_network, levels_check, query_free
+from mia_tf.attacks.context import AttackContext
 from mia_tf.errors import UsageError
+from mia_tf.image_space import ImageSpace
+
+MNIST = ImageSpace.of_dataset("mnist")
 
 
 @pytest.mark.parametrize("dataset,layer,expected_convs", [("mnist", "conv1", 2), ("mnist", "relu2", 4),
@@ -21,7 +25,7 @@ from mia_tf.errors import UsageError
                                                           ("cifar10", "relu32", 3)])
 def test_the_papers_different_structures_fit_the_tail(dataset, layer, expected_convs):
     head, _ = mia_tf.split(mia_tf.models.ZOO[mia_tf.models.DEFAULT_MODEL[dataset]].build(), layer)
-    shadow = query_free.shadow_head(head, "diff", dataset, layer)
+    shadow = query_free.shadow_head(head, "diff", (dataset, layer))
     assert tuple(shadow.output.shape) == tuple(head.output.shape)
     assert sum(isinstance(l, keras.layers.Conv2D) for l in shadow.layers) == expected_convs
 
@@ -30,9 +34,9 @@ def test_a_shadows_weights_hash_does_not_depend_on_layers_made_before():
     # the decoder trained through a shadow is cached under this hash: auto-generated layer names
     # (conv2d_7 ...) would make a reloaded shadow miss its decoder in another process
     head, _ = mia_tf.split(mia_tf.load_model("lenet_mnist")[0], "relu2")
-    first = query_free.shadow_head(head, "diff", "mnist", "relu2")
+    first = query_free.shadow_head(head, "diff", ("mnist", "relu2"))
     keras.layers.Conv2D(4, 3)  # another layer in between shifts any automatic numbering
-    second = query_free.shadow_head(head, "diff", "mnist", "relu2")
+    second = query_free.shadow_head(head, "diff", ("mnist", "relu2"))
     second.set_weights(first.get_weights())
     assert mia_tf.models.weights_sha256(first) == mia_tf.models.weights_sha256(second)
     derived = [query_free.different_structure(head) for _ in range(2)]
@@ -82,24 +86,24 @@ def test_feature_statistics_matching_pulls_the_shadow_towards_the_intercepted_fe
     _, images, _ = mia_tf.data.victims("mnist", "0-99")
     x = mia_tf.data.normalize(images, "mnist")
     intercepted = head.predict(x, verbose=0)
+    dist = mia_tf.attacker_set("mnist", "dist", data_dir)
     target_mean, target_std = query_free.feature_statistics(intercepted)
     gaps = {}
     for weight in (0.0, 1.0):
-        settings = query_free.QueryFreeSettings(epochs=2, limit=2048, feature_stats_weight=weight)
-        shadow, path, _ = query_free.trained_shadow(head, tail, "tail", "mnist", "relu2", settings, data_dir,
-                                                    cache=str(tmp_path), intercepted=intercepted)
+        settings = query_free.TailShadowSettings(epochs=2, limit=2048, feature_stats_weight=weight)
+        shadow, path, _ = query_free.trained_shadow(head, tail, "tail", MNIST, dist, "dist", settings,
+                                                    AttackContext(str(tmp_path)), intercepted=intercepted)
         accuracy = cache_lib.training_record(path)["history"]["accuracy"]  # the tail's, per epoch
         assert len(accuracy) == 2 and accuracy[-1] > 0.5, accuracy
         mean, std = query_free.feature_statistics(shadow.predict(x, verbose=0))
         gaps[weight] = float(np.mean((mean - target_mean) ** 2 + (std - target_std) ** 2))
     assert gaps[1.0] < 0.5 * gaps[0.0], gaps
     # the same victims' features from another batch size differ in the last bits: same shadow
-    _, _, cached = query_free.trained_shadow(head, tail, "tail", "mnist", "relu2", settings, data_dir,
-                                             cache=str(tmp_path), intercepted=intercepted * np.float32(1 + 1e-6))
+    _, _, cached = query_free.trained_shadow(head, tail, "tail", MNIST, dist, "dist", settings,
+                                             AttackContext(str(tmp_path)), intercepted=intercepted * np.float32(1 + 1e-6))
     assert cached
     with pytest.raises(UsageError, match="needs the intercepted features"):
-        query_free.trained_shadow(head, tail, "tail", "mnist", "relu2", query_free.preset("best", head), data_dir,
-                                  cache=str(tmp_path))
+        query_free.trained_shadow(head, tail, "tail", MNIST, dist, "dist", settings, AttackContext(str(tmp_path)))
 
 
 def test_best_preset_via_the_cli_trains_a_decoder_through_the_shadow(tmp_path, data_dir):
@@ -161,7 +165,7 @@ def test_cross_shadow_validation_sees_that_refinement_fixes_a_useless_decoder():
     # shadows identical to the real head: refinement through them can only help a blank guess
     invert = lambda v: inverse_network.invert(grey, v)  # noqa: E731
     decision = query_free.cross_shadow_validation([head, head], [invert, invert],
-                                                  mia_tf.data.normalize(images, "mnist"), "mnist")
+                                                  mia_tf.data.normalize(images, "mnist"), MNIST)
     assert decision["refined"] and decision["cross_shadow_gain_db"] > 1.0  # measured 2.3 dB
     assert decision["pairs"] == 2 and decision["validation_images"] == 10
 
@@ -177,11 +181,11 @@ def conv1_head_and_a_veiled_inversion():
 
 def test_cross_shadow_validation_lifts_a_grey_veil_with_a_levels_map():
     head, x, veiled = conv1_head_and_a_veiled_inversion()
-    decision = query_free.cross_shadow_validation([head, head], [lambda v: veiled] * 2, x, "mnist", refinable=False)
+    decision = query_free.cross_shadow_validation([head, head], [lambda v: veiled] * 2, x, MNIST, refinable=False)
     assert decision["levels"] == {"black": 0.2, "white": 1.0} and decision["levels_gain_db"] > 10
     assert not decision["refined"] and "cross_shadow_gain_db" not in decision
-    np.testing.assert_allclose(query_free.apply_levels(veiled, "mnist", decision), x, atol=1e-4)
-    assert query_free.apply_levels(veiled, "mnist", None) is veiled  # the paper preset: as inverted
+    np.testing.assert_allclose(query_free.apply_levels(veiled, MNIST, decision), x, atol=1e-4)
+    assert query_free.apply_levels(veiled, MNIST, None) is veiled  # the paper preset: as inverted
     assert decision["levels_pair_gains_db"][0] > 10 and decision["levels_pair_gains_db"][1] > 10
 
 
@@ -191,7 +195,7 @@ def test_cross_shadow_validation_puts_no_levels_map_on_a_gain_within_the_noise()
     # shadow 0 inverts under a veil (2 of 6 pairs), shadows 1 and 2 one pixel off: the veil's map
     # gains 145 dB in 2 pairs (mean +48 dB) and loses in 4; its lower bound is below 0, so no map
     decision = query_free.cross_shadow_validation([head] * 3, [lambda v: veiled, lambda v: shifted, lambda v: shifted],
-                                                  x, "mnist", refinable=False)
+                                                  x, MNIST, refinable=False)
     assert decision["levels"] == {"black": 0.0, "white": 1.0} and decision["pairs"] == 6
     assert decision["levels_gain_db"] == 0 and decision["levels_pair_gains_db"] == [0.0] * 6
 
@@ -205,37 +209,40 @@ def test_gain_lower_bound_ranks_a_steady_gain_above_a_larger_erratic_one():
 def test_best_preset_inverts_an_affine_shadow_exactly_without_matching_statistics():
     conv1_head, _ = mia_tf.split(mia_tf.load_model("lenet_mnist")[0], "conv1")
     relu2_head, _ = mia_tf.split(mia_tf.load_model("lenet_mnist")[0], "relu2")
-    assert query_free.preset("best", conv1_head, "mnist", "conv1", net="same").feature_stats_weight == 0
-    assert query_free.preset("best", relu2_head, "mnist", "relu2", net="same").feature_stats_weight > 0
-    assert query_free.preset("paper", relu2_head, "mnist", "relu2").feature_stats_weight == 0
+    best, paper = query_free.QueryFreeSettings("best"), query_free.QueryFreeSettings("paper")
+    assert query_free.shadow_training(best, conv1_head, MNIST, 9000).feature_stats_weight == 0
+    assert query_free.shadow_training(best, relu2_head, MNIST, 9000).feature_stats_weight > 0
+    assert query_free.shadow_training(paper, relu2_head, MNIST, 9000).feature_stats_weight == 0
 
 
-def test_best_preset_caps_same_set_epochs_and_leaves_other_shadow_keys_alone():
+def test_best_preset_caps_the_epochs_of_a_large_attacker_set_and_leaves_other_shadow_keys_alone():
     head, _ = mia_tf.split(mia_tf.load_model("lenet_mnist")[0], "relu2")
-    assert query_free.preset("best", head, "mnist", "relu2", data="same").epoch_examples == 9000
-    assert query_free.preset("best", head, "mnist", "relu2", data="dist").epoch_examples == 0  # a full pass anyway
-    assert query_free.preset("paper", head, "mnist", "relu2", data="same").epoch_examples == 0  # the authors' schedule
+    best, paper = query_free.QueryFreeSettings("best"), query_free.QueryFreeSettings("paper")
+    assert query_free.shadow_training(best, head, MNIST, 60_000).epoch_examples == 9000  # the same set
+    assert query_free.shadow_training(best, head, MNIST, 9000).epoch_examples == 0  # dist: a full pass anyway
+    assert query_free.shadow_training(paper, head, MNIST, 60_000).epoch_examples == 0  # the authors' schedule
 
 
 def test_bad_input_is_refused_before_training(tmp_path, data_dir):
-    for args, message in [(("--data", "noise"), "needs labelled images"), (("--net", "deep"), "unknown --net"),
+    for args, message in [(("--data", "noise"), "needs labelled images"), (("--net", "deep"), "unknown net"),
                           (("--epochs", "0"), "positive whole number"), (("--preset", "fast"), "unknown preset"),
-                          (("--shadows", "0"), "--shadows must be")]:
+                          (("--shadows", "0"), "shadows must be")]:
         result = mia_tf_in_process("queryfree", "--layer", "relu2", "--data-dir", data_dir, *args)
         assert result.returncode == 2 and message in result.stderr, result.stderr
     model = mia_tf.load_model("lenet_mnist")[0]
     conv1_head, _ = mia_tf.split(model, "conv1")
     _, relu2_tail = mia_tf.split(model, "relu2")
+    dist = mia_tf.attacker_set("mnist", "dist", data_dir, limit=64)
+    context = AttackContext(str(tmp_path))
     with pytest.raises(UsageError, match="different splits"):
-        query_free.trained_shadow(conv1_head, relu2_tail, "x", "mnist", "conv1", cache=str(tmp_path))
+        query_free.trained_shadow(conv1_head, relu2_tail, "x", MNIST, dist, "dist", context=context)
     head, tail = mia_tf.split(model, "relu2")
     five_classes = keras.Model(tail.input, keras.layers.Dense(5)(tail.output))
     with pytest.raises(UsageError, match="tail has 5 classes"):
-        query_free.trained_shadow(head, five_classes, "y", "mnist", "relu2", data_dir=data_dir, cache=str(tmp_path),
-                                  settings=query_free.QueryFreeSettings(epochs=1, limit=64))
+        query_free.trained_shadow(head, five_classes, "y", MNIST, dist, "dist", context=context)
     assert not np.any([p.suffix == ".h5" for p in tmp_path.rglob("*")])
 
 
 def test_decoders_through_same_set_shadows_are_capped_too():
-    assert query_free.shadow_decoder_settings("same").epoch_examples == 9000
-    assert query_free.shadow_decoder_settings("dist").epoch_examples == 0  # the white-box prior's, cache key and all
+    assert query_free.shadow_decoder_settings(60_000).epoch_examples == 9000  # the same set
+    assert query_free.shadow_decoder_settings(9000).epoch_examples == 0  # the white-box prior's, cache key and all

@@ -174,7 +174,7 @@ def queryfree_attack(tail, features, settings="best", *, attacker_data, space, c
                          f"{tuple(tail.input.shape[1:])}: they come from another split")
     data = attacker_data.take(settings.limit)
     data.labelled(int(tail.output.shape[-1]))
-    training = shadow_training(settings, head, space, len(data))
+    training = shadow_training(settings, head, space, len(attacker_data))
     tail_sha256 = models_lib.weights_sha256(tail)
     started = time.time()
     shadows, models = [], []
@@ -186,7 +186,7 @@ def queryfree_attack(tail, features, settings="best", *, attacker_data, space, c
         shadows.append(shadow)
         models.append(cache_lib.model_record(path, cached))
     reconstructions, inversions, decision = invert_through_shadows(
-        shadows, features, space, data, settings.preset, context, settings.train_dtype, settings.limit,
+        shadows, features, space, attacker_data, settings.preset, context, settings.train_dtype, settings.limit,
         head.layers[-1].name)
     models += [inversion["decoder_model"] for inversion in inversions if "decoder_model" in inversion]
     records = [{**model, **{k: v for k, v in inversion.items() if k != "decoder_model"}}
