@@ -1,53 +1,58 @@
 """Attack your own split model: how much of the input leaks at each place you could cut it?
 
-A walk-through from top to bottom with the library's API, on a model that is not in the zoo: a
-small MNIST CNN with batch normalisation and a residual block, trained here for a moment on the
-real MNIST training set. For each place where the model can be cut it runs
+A walk-through from top to bottom with `import mia_tf` alone, on a model that is not in the zoo:
+a small CNN with batch normalisation, a residual block and its own preprocessing layers (it takes
+raw pixel values 0-255 and normalises them with statistics it learnt from its training images,
+neither MNIST's nor CIFAR-10's convention), trained here for a moment on real MNIST digits. For
+each place where it can be cut, all three attacks run at their `best` preset:
 
-- the white-box attack (the server knows the head's weights): rMLE, `whitebox.whitebox_attack`;
-- the black-box attack (the server can only query the head): an inverse network trained on the
-  answers to its own images, `blackbox.blackbox_attack`;
+- white-box (the server knows the head's weights): `mia_tf.whitebox_attack`;
+- black-box (the server can only query the head): `mia_tf.blackbox_attack`;
+- query-free (the server holds only the tail and labelled images of its own): `mia_tf.queryfree_attack`;
 
-and prints one table: split, bytes sent per image, the device's share of the compute, and the
-PSNR / SSIM of each attack on the paper's 10 victims. The deeper the cut, the less leaks, and
-the more the device computes: that trade-off is what a model owner chooses from.
+and one table shows, per cut, bytes sent per image, the device's share of the compute and the
+PSNR / SSIM of each attack on the paper's 10 victims. The deeper the cut, the less leaks, and the
+more the device computes: that trade-off is what a model owner chooses from.
 
-    python examples/attack_your_own_model.py --data-dir ../shared/data            # ~9 min of CPU time
+    python examples/attack_your_own_model.py --data-dir ../shared/data            # ~15 min of CPU time
     python examples/attack_your_own_model.py --data-dir ../shared/data --quick    # ~3 min, rougher
-
-The same attacks run from the command line on any saved model: save it with
-`model.save("my_model.keras")`, then `python -m mia_tf layers --model my_model.keras` and
-`python -m mia_tf whitebox --model my_model.keras --dataset mnist --layer block_out`.
 """
 
 import argparse
 import dataclasses
+import json
 import os
 
 import keras
 import numpy as np
 
-from mia_tf import data as data_lib
-from mia_tf import metrics, models
-from mia_tf.attacks import whitebox
-from mia_tf.attacks.blackbox import BlackboxSettings, blackbox_attack
-from mia_tf.attacks.oracle import QueryOracle
-from mia_tf.io import write_json
-from mia_tf.report import format_table
-from mia_tf.split import head_flops, split, split_points
+import mia_tf
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-parser.add_argument("--data-dir", default=os.environ.get(data_lib.DATA_DIR_ENV, "../shared/data"))
-parser.add_argument("--quick", action="store_true", help="fewer training images, steps and epochs")
+parser.add_argument("--data-dir", default=os.environ.get("MIA_TF_DATA_DIR", "../shared/data"))
+parser.add_argument("--quick", action="store_true", help="fewer images, steps and epochs: a check that it runs")
 parser.add_argument("--out", default="runs/example_own_model", help="results.json and the attack cache go here")
 args = parser.parse_args()
 keras.utils.set_random_seed(0)
 
-# ## 1. A model of your own
-# Any Keras functional (or Sequential) model works. The input is in mia_tf's normalised space for
-# MNIST ((pixel / 255 - 0.5) / 0.5), so the attacks and the data helpers agree on what an image is.
-inputs = keras.Input((28, 28, 1))
-x = keras.layers.Conv2D(16, 3, padding="same", name="stem_conv")(inputs)
+# ## 1. Your data
+# Real MNIST digits: the model's training images, and images the attacker owns. The attacker's
+# are test images 1000-9999, disjoint from the training set and from the victims (test images
+# 0-999 are only ever scored, never trained or tuned on).
+train_images, train_labels = mia_tf.load("mnist", "train", args.data_dir)
+test_images, test_labels = mia_tf.load("mnist", "test", args.data_dir)
+if args.quick:
+    train_images, train_labels = train_images[:10_000], train_labels[:10_000]
+attacker_pixels, attacker_labels = test_images[1000:], test_labels[1000:]
+
+# ## 2. A model of your own, with its preprocessing inside
+# It takes raw pixel values (0-255) and normalises them itself, with the mean and variance a
+# `Normalization` layer learns from the training images: preprocessing travels with the model.
+normalization = keras.layers.Normalization(name="normalize")
+normalization.adapt(train_images.astype(np.float32) / 255.0)
+inputs = keras.Input((28, 28, 1), name="pixels")
+x = normalization(keras.layers.Rescaling(1 / 255, name="to_unit")(inputs))
+x = keras.layers.Conv2D(16, 3, padding="same", name="stem_conv")(x)
 x = keras.layers.BatchNormalization(name="stem_bn")(x)
 stem = keras.layers.ReLU(name="stem_relu")(x)
 x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="block_conv1")(stem)
@@ -58,71 +63,80 @@ x = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2")(
 x = keras.layers.MaxPooling2D(name="pool2")(x)
 outputs = keras.layers.Dense(10, name="logits")(keras.layers.Flatten(name="flatten")(x))
 model = keras.Model(inputs, outputs, name="my_mnist_cnn")
-
-# ## 2. Train it briefly on the real MNIST training set
-train_images, train_labels = data_lib.load("mnist", "train", args.data_dir)
-if args.quick:
-    train_images, train_labels = train_images[:10_000], train_labels[:10_000]
 model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
               metrics=["accuracy"])
-model.fit(data_lib.normalize(train_images, "mnist"), train_labels, batch_size=128, epochs=1, verbose=2)
-test_images, test_labels = data_lib.load("mnist", "test", args.data_dir)
-_, accuracy = model.evaluate(data_lib.normalize(test_images, "mnist"), test_labels, batch_size=500, verbose=0)
+model.fit(train_images.astype(np.float32), train_labels, batch_size=128, epochs=1, verbose=2)
+_, accuracy = model.evaluate(test_images.astype(np.float32), test_labels, batch_size=500, verbose=0)
 print(f"test accuracy after one epoch: {accuracy:.4f}")
 
-# ## 3. Where can it be cut?
+# ## 3. What an image is to this model
+# `ImageSpace.from_model` reads the normalisation off the model's Rescaling and Normalization
+# layers. The attacks work on normalised images and cut those layers off the head themselves.
+space = mia_tf.ImageSpace.from_model(model, pixel_scale=255)
+print(f"the model normalises pixels in [0, 1] with mean {space.mean[0]:.4f} and std {space.std[0]:.4f}")
+# The attacker's own images, checked against the space and normalised; labels for the query-free attack.
+attacker_count = 2048 if args.quick else len(attacker_pixels)
+mine = mia_tf.AttackerData.from_images(attacker_pixels[:attacker_count], space, attacker_labels[:attacker_count])
+
+# ## 4. Where can it be cut?
 # A cut is valid where one tensor crosses it: not inside the residual block, where both the block's
 # input and its convolutions' output are live. `split_points` lists the valid ones.
-points = {p.layer: p for p in split_points(model)}
-print(format_table(["split", "features", "bytes per image", "head FLOPs"],
-                   [[p.layer, p.feature_shape, f"{p.bytes_per_image:,}", f"{p.head_flops:,}"] for p in points.values()]))
-candidates = ["stem_relu", "block_out", "conv2"]
+points = {p.layer: p for p in mia_tf.split_points(model)}
+candidates = ["stem_relu", "block_out"] if args.quick else ["stem_relu", "block_out", "conv2"]
 assert all(name in points for name in candidates) and "block_conv1" not in points
-total_flops = head_flops(model)  # the whole model's, for the device's share
+total_flops = points["flatten"].head_flops + 2 * 7 * 7 * 32 * 10  # and the logits': the whole model's
 
-# ## 4. The victims: the paper's 10 test images (one per class), shipped with the package
-_, victim_images, _ = data_lib.victims("mnist", "paper10")
-victims = data_lib.normalize(victim_images, "mnist")
-truth = victim_images.astype(np.float32) / 255.0
+# ## 5. The victims: the paper's 10 test images (one per class), shipped with the package
+_, victim_pixels, _ = mia_tf.victims("mnist", "paper10")
 
-
-def scores(reconstruction):
-    summary = metrics.evaluate(truth, data_lib.denormalize(reconstruction, "mnist"))["summary"]
-    return round(summary["psnr"]["mean"], 2), round(summary["ssim_paper"]["mean"], 3)
-
-
-# ## 5. Attack each cut
-# White-box: the `best` preset from a zero start (cosine-scheduled Adam in the pixel box, matching
-# the pre-activation at a ReLU; the CLI's `best` also trains a decoder to start from, which takes longer). Black-box: the `best` decoder family, built from the feature
-# shape, trained on the answers to the attacker's own images (test images 1000-9999, disjoint
-# from the victims); at an affine cut a least-squares linear decoder instead.
-whitebox_steps = 300 if args.quick else 2000
-# --quick: 1,024 queries, one pass (32 steps of the best decoder, about 1 s each on 2 busy cores).
-blackbox_settings = BlackboxSettings(attack="inverse", preset="best", data="dist",
-                                     queries=1024 if args.quick else None, epochs=1 if args.quick else 5)
+# ## 6. Attack each cut, each attack at its `best` preset
+# White-box: a decoder trained through the head on the attacker's images, refined by rMLE.
+# Black-box: the same from query answers only (a decoder, and a shadow head to refine through).
+# Query-free: shadow heads trained through the frozen tail on the attacker's labelled images,
+# inverted with decoders trained through them. The settings follow from each head (feature
+# energy, shape, affinity); nothing was tuned on this model. --quick trims steps and epochs.
+context = mia_tf.AttackContext(cache_dir=os.path.join(args.out, "cache"))
+blackbox_settings = mia_tf.BlackboxSettings(attack="hybrid", preset="best", queries=2048 if args.quick else None,
+                                            epochs=2 if args.quick else None)
+queryfree_settings = mia_tf.QueryFreeSettings("best", shadows=2 if args.quick else 3, epochs=2 if args.quick else 20)
 rows, results = [], {}
 for layer in candidates:
-    head, tail = split(model, layer)
-    features = head(victims, training=False).numpy()
-    # from a zero start; the features' scale sets lambda_TV at a split the presets were not tuned on
-    settings = dataclasses.replace(whitebox.preset("best", "mnist", layer, prior="none", features=features),
-                                   steps=whitebox_steps)
-    white = whitebox.whitebox_attack(head, features, settings, pixel_range=data_lib.pixel_range("mnist"))
-    oracle = QueryOracle.from_keras(head, budget=blackbox_settings.query_budget(len(features)))
-    black = blackbox_attack(oracle, models.weights_sha256(model), head, features, "mnist", layer, blackbox_settings,
-                            data_dir=args.data_dir, cache=os.path.join(args.out, "cache"), log=lambda line: None)
-    results[layer] = {"whitebox": scores(white.reconstruction), "whitebox_tv_weight": settings.tv_weight,
-                      "blackbox": scores(black.reconstruction), "blackbox_decoder": black.record["decoder_family"],
-                      "bytes_per_image": points[layer].bytes_per_image,
-                      "device_share_of_flops": round(points[layer].head_flops / total_flops, 3)}
+    head, tail = mia_tf.split(model, layer)
+    features = head.predict(victim_pixels.astype(np.float32), verbose=0)  # what the server receives
+    whitebox_settings = mia_tf.whitebox_preset("best", head, space, features=features)
+    if args.quick:
+        whitebox_settings = dataclasses.replace(whitebox_settings, steps=200)
+    attacks = {
+        "whitebox": mia_tf.whitebox_attack(head, features, whitebox_settings, attacker_data=mine, space=space,
+                                           context=context),
+        # the head answers queries and is never read; `structure` (its layers) shapes the shadow
+        "blackbox": mia_tf.blackbox_attack(head, features, blackbox_settings, attacker_data=mine, space=space,
+                                           context=context, structure=head),
+        "queryfree": mia_tf.queryfree_attack(tail, features, queryfree_settings, attacker_data=mine, space=space,
+                                             context=context, structure=head),
+    }
+    scored = {name: mia_tf.score(result, victim_pixels) for name, result in attacks.items()}
+    results[layer] = {name: [round(result.metrics["summary"]["psnr"]["mean"], 2),
+                             round(result.metrics["summary"]["ssim_paper"]["mean"], 3), result.seconds["total"]]
+                      for name, result in scored.items()}
+    results[layer].update(bytes_per_image=points[layer].bytes_per_image,
+                          device_share_of_flops=round(points[layer].head_flops / total_flops, 3),
+                          whitebox_settings=scored["whitebox"].settings)
     rows.append([layer, f"{points[layer].bytes_per_image:,}", f"{results[layer]['device_share_of_flops']:.0%}",
-                 "%.2f / %.3f" % results[layer]["whitebox"], "%.2f / %.3f" % results[layer]["blackbox"]])
+                 *("%.2f / %.3f" % tuple(results[layer][name][:2]) for name in attacks)])
 
-# ## 6. Read the table
+# ## 7. Read the table
 # PSNR above about 20 dB means the digits are legible; a black image scores about 10 dB here. The
 # first cut sends the input almost in the clear; deeper cuts leak less but keep more of the model
-# on the device.
-print(format_table(["split", "bytes sent", "device FLOPs", "white-box PSNR / SSIM", "black-box PSNR / SSIM"], rows))
-write_json(os.path.join(args.out, "results.json"), {"quick": args.quick, "test_accuracy": round(accuracy, 4),
-                                                    "splits": results})
+# on the device. Each `AttackResult` also prints its own table and JSON (`result.table()`,
+# `result.to_json()`): what it trained or loaded, what it decided, and how long each part took.
+print(f"{'split':<10} {'bytes sent':>10} {'device FLOPs':>12}  {'white-box':<14} {'black-box':<14} query-free"
+      "  (PSNR dB / SSIM)")
+for layer, sent, share, white, black, queryfree in rows:
+    print(f"{layer:<10} {sent:>10} {share:>12}  {white:<14} {black:<14} {queryfree}")
+print(scored["queryfree"].table())
+os.makedirs(args.out, exist_ok=True)
+with open(os.path.join(args.out, "results.json"), "w") as f:
+    json.dump({"quick": args.quick, "test_accuracy": round(accuracy, 4), "space": dataclasses.asdict(space),
+               "splits": results}, f, indent=1)
 print(f"wrote {os.path.join(args.out, 'results.json')}")

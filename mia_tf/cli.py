@@ -420,6 +420,20 @@ class Cli:
         print(format_table(["layer", "feature shape", "bytes/image", "head FLOPs"], rows))
 
 
+def _as_flags(message, verb):
+    """A library error in the CLI's words: the verb's multi-word arguments (compute_dtype, ...) as
+    the flags that set them (--compute-dtype)."""
+    import inspect
+    import re
+
+    if verb is None:
+        return message
+    names = [name for name in inspect.signature(verb).parameters if "_" in name]
+    for name in names:
+        message = re.sub(rf"(?<![\w-]){name}\b", "--" + name.replace("_", "-"), message)
+    return message
+
+
 def _show_progress_lines():
     """The library's progress lines (logger "mia_tf") on stderr, so stdout keeps only the results."""
     import logging
@@ -439,7 +453,7 @@ def main(argv=None):
     from mia_tf import cli_options
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    cli = Cli()
+    cli, verb = Cli(), None
     try:
         verb, checked = cli_options.check(cli, argv)  # before any work: fire reports unknown flags only after
         if checked is None:
@@ -448,6 +462,6 @@ def main(argv=None):
         _show_progress_lines()
         fire.Fire(cli, command=checked, name="mia_tf")
     except UsageError as e:
-        print(f"mia_tf: error: {e}", file=sys.stderr)
+        print(f"mia_tf: error: {_as_flags(str(e), getattr(cli, verb or '', None))}", file=sys.stderr)
         return 2
     return 0

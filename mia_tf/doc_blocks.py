@@ -128,10 +128,12 @@ def _example_own_model(root):
     """The full-size run of examples/attack_your_own_model.py (results/examples/attack_your_own_model.json)."""
     with open(os.path.join(root, "results", "examples", "attack_your_own_model.json")) as f:
         run = json.load(f)
+    attacks = ("whitebox", "blackbox", "queryfree")
     rows = [[f"`{name}`", f"{found['bytes_per_image']:,}", f"{100 * found['device_share_of_flops']:.0f} %",
-             f"{found['whitebox'][0]:.2f} / {found['whitebox'][1]:.3f}", f"{found['blackbox'][0]:.2f} / {found['blackbox'][1]:.3f}"]
+             *(f"{found[attack][0]:.2f} / {found[attack][1]:.3f} ({found[attack][2]:.0f} s)" for attack in attacks)]
             for name, found in sorted(run["splits"].items(), key=lambda item: item[1]["device_share_of_flops"])]
-    return _table(["cut", "bytes sent per image", "device's share of the FLOPs", "white-box", "black-box"], rows)
+    return _table(["cut", "bytes sent per image", "device's share of the FLOPs", "white-box best", "black-box best",
+                   "query-free best"], rows)
 
 
 GENERATORS = {"zoo-models": _zoo_models, "example-own-model": _example_own_model, "paper-whitebox": _paper_whitebox,

@@ -47,7 +47,7 @@ def warn_if_emulated(compute_dtype):
                       f"times slower than float32: leave out --compute-dtype / --train-dtype here", stacklevel=3)
 
 
-def check_compute_dtype(compute_dtype, option="--compute-dtype"):
+def check_compute_dtype(compute_dtype, option="compute_dtype"):
     if compute_dtype is not None and compute_dtype not in COMPUTE_DTYPES:
         raise UsageError(f"unknown {option} {compute_dtype!r}: use {' or '.join(COMPUTE_DTYPES)} "
                          f"(or leave it out for float32)")

@@ -28,6 +28,7 @@ sys.path.insert(0, ROOT)
 from edge.head import EdgeHead  # noqa: E402
 from mia_tf import data as data_lib, export as export_lib, metrics, models  # noqa: E402
 from mia_tf.attacks import whitebox  # noqa: E402
+from mia_tf.image_space import ImageSpace  # noqa: E402
 from mia_tf.report import format_table, write_results_file  # noqa: E402
 from mia_tf.split import split, split_points  # noqa: E402
 
@@ -43,7 +44,7 @@ def latency_ms(head, images, runs=300):
 
 
 def attack(keras_head, features, victims, dataset, layer, preset, steps=None):
-    settings = whitebox.preset(preset, dataset, layer, prior="none")
+    settings = whitebox.preset(preset, keras_head, ImageSpace.of_dataset(dataset), prior="none")
     settings = dataclasses.replace(settings, steps=steps) if steps else settings
     result = whitebox.reconstruct(keras_head, features, settings, pixel_range=data_lib.pixel_range(dataset))
     scores = metrics.evaluate(victims / 255.0, data_lib.denormalize(result.reconstruction, dataset))["summary"]
@@ -99,7 +100,8 @@ def main():
                f"accuracy % ({len(test_labels)} test images)", "PSNR dB", "SSIM paper", "SSIM standard"]
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}"
     command = "python scripts/bench_edge.py " + " ".join(sys.argv[1:])
-    settings = dataclasses.asdict(whitebox.preset(args.preset, dataset, layers[0], prior="none"))
+    settings = dataclasses.asdict(whitebox.preset(args.preset, split(model, layers[0])[0],
+                                                  ImageSpace.of_dataset(dataset), prior="none"))
     text = (f"# {label}: exported heads, their cost on the device, and what the server can rebuild\n\n"
             f"Made by `{command}` on {machine} in {time.time() - started_all:.0f} s. Accuracy: the tail on the "
             f"`.tflite` head's (de-quantised) features, full test set (Keras head: "

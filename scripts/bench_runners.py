@@ -35,10 +35,10 @@ def time_steps(args):
     from mia_tf.attacks.query_pairs import fit_pairs
 
     target = experiment.prepare(args.dataset, None, args.layer, "0-0")
-    settings = query_free.QueryFreeSettings(data="dist", net=args.net, epochs=args.epochs)
+    settings = query_free.TailShadowSettings(net=args.net, epochs=args.epochs)
     attacker = data.attacker_set(target.dataset, "dist", args.data_dir, limit=args.steps * settings.batch_size)
     images, labels = attacker.images, attacker.labels
-    _, through_tail = query_free.shadow_through_tail(target.head, target.tail, settings.net, target.dataset, args.layer)
+    _, through_tail = query_free.shadow_through_tail(target.head, target.tail, settings.net, (target.dataset, args.layer))
 
     class EpochTimes(keras.callbacks.Callback):
         def __init__(self):

@@ -18,6 +18,8 @@ import numpy as np
 
 from mia_tf import data, metrics, models
 from mia_tf.attacks import inverse_network, learned_prior, whitebox
+from mia_tf.attacks.context import AttackContext
+from mia_tf.image_space import ImageSpace
 from mia_tf.report import format_table, write_results_file
 from mia_tf.split import split
 
@@ -51,12 +53,13 @@ def time_to_psnr(model, head, images, dataset, layer, preset_name, target, data_
     """
     x = data.normalize(images, dataset)
     features = head(x).numpy()
-    settings = dataclasses.replace(whitebox.preset(preset_name, dataset, layer), steps_per_call=resolution)
+    space = ImageSpace.of_dataset(dataset)
+    settings = dataclasses.replace(whitebox.preset(preset_name, head, space), steps_per_call=resolution)
     reached, init, training_seconds = {}, None, 0.0
     if settings.prior == "decoder" and not (settings.exact_linear and whitebox.is_affine(head)):
         started = time.perf_counter()
-        decoder, _, _ = learned_prior.prior_decoder(head, dataset, layer, models.weights_sha256(model), data_dir,
-                                                    cache=cache)
+        decoder, _ = learned_prior.prior_decoder(head, space, data.attacker_set(dataset, "dist", data_dir),
+                                                 AttackContext(cache))
         training_seconds = time.perf_counter() - started
     started = time.perf_counter()
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from mia_tf import data, experiment, metrics
 from mia_tf.attacks import whitebox
+from mia_tf.image_space import ImageSpace
 from mia_tf.precision import native_bfloat16
 from mia_tf.report import made_by, markdown_table_page, write_results_file
 
@@ -37,7 +38,7 @@ def main():
         target = experiment.prepare(args.dataset, None, layer, args.images)
         features = target.features()
         for preset in ("paper", "best"):
-            settings = dataclasses.replace(whitebox.preset(preset, target.dataset, layer, "none", features),
+            settings = dataclasses.replace(whitebox.preset(preset, target.head, ImageSpace.of_dataset(target.dataset), "none", features),
                                            steps=args.steps)
             psnr = {}
             for compute_dtype in (None, args.compute_dtype):

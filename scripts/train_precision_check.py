@@ -26,7 +26,9 @@ import keras
 
 from mia_tf import data, experiment, metrics, models
 from mia_tf.attacks import cache, inverse_network, query_free, whitebox
+from mia_tf.attacks.context import AttackContext
 from mia_tf.attacks.oracle import QueryOracle
+from mia_tf.image_space import ImageSpace
 from mia_tf.precision import native_bfloat16
 from mia_tf.report import made_by, markdown_table_page, write_results_file
 
@@ -53,13 +55,14 @@ def main():
     started = time.time()
     target = experiment.prepare(args.dataset, None, args.layer, args.images)
     features = target.features()
-    attacker_images = len(data.attacker_set(target.dataset, "dist", args.data_dir))
+    attacker = data.attacker_set(target.dataset, "dist", args.data_dir)
+    attacker_images, space = len(attacker), ImageSpace.of_dataset(target.dataset)
     tail_sha256, model_sha256 = models.weights_sha256(target.tail), models.weights_sha256(target.model)
     rows = []
     for dtype in (None, args.train_dtype):
-        settings = query_free.QueryFreeSettings(data="dist", net="same", epochs=args.epochs, train_dtype=dtype)
-        shadow, path, _ = query_free.trained_shadow(target.head, target.tail, tail_sha256, target.dataset, args.layer,
-                                                    settings, args.data_dir, cache_dir)
+        settings = query_free.TailShadowSettings(net="same", epochs=args.epochs, train_dtype=dtype)
+        shadow, path, _ = query_free.trained_shadow(target.head, target.tail, tail_sha256, space, attacker, "dist",
+                                                    settings, AttackContext(cache_dir))
         accuracy = cache.training_record(path)["history"]["accuracy"][-1]
         reconstruction = whitebox.reconstruct(shadow, features, query_free.RMLE,
                                                   pixel_range=data.pixel_range(target.dataset)).reconstruction
@@ -69,9 +72,9 @@ def main():
     for dtype in (None, args.train_dtype):
         keras.utils.set_random_seed(0)  # the same initial decoder weights for both
         settings = dataclasses.replace(inverse_network.PRESETS["best"], epochs=args.epochs, train_dtype=dtype)
-        decoder, path, _ = inverse_network.trained_decoder(QueryOracle.from_keras(target.head), model_sha256,
-                                                           target.dataset, args.layer, "dist", settings,
-                                                           data_dir=args.data_dir, cache=cache_dir)
+        decoder, path, _ = inverse_network.trained_decoder(
+            QueryOracle.from_keras(target.head, fingerprint=model_sha256), space, attacker, settings,
+            context=AttackContext(cache_dir))
         examples = min(attacker_images, settings.epoch_examples or attacker_images)
         rows.append(["inverse network (best decoder)", dtype or "float32", "",
                      *scores_of(target, inverse_network.invert(decoder, features)),

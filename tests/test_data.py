@@ -58,7 +58,8 @@ def test_victim_selections():
 
 def test_attacker_sets(data_dir):
     same_set = data.attacker_set("mnist", "same", data_dir, limit=100)
-    same, same_labels = same_set.images, same_set.labels
+    same = same_set.images
+    assert same_set.cache_key == "same" and len(same_set.labels) == 100 and not same_set.synthetic
     train_x, _ = data.load("mnist", "train", data_dir)
     np.testing.assert_allclose(same, data.normalize(train_x[:100], "mnist"))
     dist = data.attacker_set("mnist", "dist", data_dir).images

@@ -43,8 +43,8 @@ def test_bad_budgets_and_mismatched_oracles_are_refused(head, queries):
     oracle = QueryOracle.from_keras(head)
     with pytest.raises(UsageError, match="queries must have shape"):
         oracle(np.zeros((2, 32, 32, 3), np.float32))
-    with pytest.raises(UsageError, match="head for another split"):
-        oracle.check_layer((24, 24, 8), "conv1")
+    with pytest.raises(UsageError, match="come from another split"):
+        oracle.check_features(np.zeros((1, 24, 24, 8)))
     liar = QueryOracle(lambda x: np.zeros((len(x), 3)), (28, 28, 1), (8, 8, 16))
     with pytest.raises(UsageError, match="not the \\(8, 8, 16\\) it declared"):
         liar(queries[:2])

@@ -7,10 +7,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import mia_tf
 from mia_tf import data, metrics, models, precision
 from mia_tf.attacks import whitebox
 from mia_tf.attacks.blackbox import BlackboxSettings
+from mia_tf.attacks.context import AttackContext
 from mia_tf.errors import UsageError
+from mia_tf.image_space import ImageSpace
 from mia_tf.split import split
 
 from conftest import mia_tf_in_process, zoo_settings_key
@@ -78,11 +81,10 @@ def test_float32_checkpoints_keep_their_keys_and_other_types_get_their_own(lenet
 
 def test_an_unknown_compute_dtype_is_refused_before_work(lenet_relu2):
     head, _, x = lenet_relu2
-    settings = dataclasses.replace(whitebox.preset("paper", *zoo_settings_key("mnist", "relu2")), compute_dtype="int8")
-    with pytest.raises(UsageError, match="unknown --compute-dtype 'int8': use bfloat16 or float16"):
-        whitebox.reconstruct(head, head(x[:1]).numpy(), settings)
-    with pytest.raises(UsageError, match="unknown --compute-dtype 'fp8'"):
-        BlackboxSettings(compute_dtype="fp8").validate()
+    with pytest.raises(UsageError, match="unknown compute_dtype 'int8': use bfloat16 or float16"):
+        dataclasses.replace(whitebox.preset("paper", *zoo_settings_key("mnist", "relu2")), compute_dtype="int8")
+    with pytest.raises(UsageError, match="unknown compute_dtype 'fp8'"):
+        BlackboxSettings(compute_dtype="fp8")
 
 
 def test_the_whitebox_verb_records_its_arithmetic_and_refuses_an_unknown_one(tmp_path):
@@ -112,7 +114,7 @@ def test_training_in_a_lower_type_learns_what_float32_does_and_leaves_the_model_
     for dtype in (None, train_dtype):
         keras.utils.set_random_seed(0)
         settings = inv.DecoderSettings(family="paper", epochs=4, train_dtype=dtype)
-        decoder = inv.make_decoder(settings, "mnist", "conv1", (24, 24, 8), (28, 28, 1))
+        decoder = inv.make_decoder(settings, ("mnist", "conv1"), (24, 24, 8), (28, 28, 1))
         untrained = [w.copy() for w in decoder.get_weights()]
         history = query_pairs.fit_pairs(decoder, features, images, settings)
         assert history["loss"][-1] < 0.5 * history["loss"][0]
@@ -126,7 +128,7 @@ def test_training_in_a_lower_type_learns_what_float32_does_and_leaves_the_model_
 def test_training_types_get_their_own_cache_keys_and_float32_keeps_the_old_ones():
     from mia_tf.attacks import cache, inverse_network, query_free, shadow_model
 
-    for settings in (inverse_network.PRESETS["best"], shadow_model.ShadowSettings(), query_free.QueryFreeSettings()):
+    for settings in (inverse_network.PRESETS["best"], shadow_model.ShadowSettings(), query_free.TailShadowSettings()):
         old = cache.settings_fields(settings, ("train_dtype",))
         assert "train_dtype" not in old  # models cached before the field existed are found again
         new = cache.settings_fields(dataclasses.replace(settings, train_dtype="bfloat16"), ("train_dtype",))
@@ -144,9 +146,10 @@ def test_a_query_free_shadow_with_statistics_matching_trains_in_bfloat16(tmp_pat
     intercepted = head.predict(data.normalize(images, "mnist"), verbose=0)
     paths = {}
     for dtype in (None, "bfloat16"):
-        settings = query_free.QueryFreeSettings(epochs=1, limit=2048, feature_stats_weight=1.0, train_dtype=dtype)
-        shadow, paths[dtype], _ = query_free.trained_shadow(head, tail, "tail", "mnist", "relu2", settings, data_dir,
-                                                            cache=str(tmp_path), intercepted=intercepted)
+        settings = query_free.TailShadowSettings(epochs=1, limit=2048, feature_stats_weight=1.0, train_dtype=dtype)
+        shadow, paths[dtype], _ = query_free.trained_shadow(
+            head, tail, "tail", ImageSpace.of_dataset("mnist"), mia_tf.attacker_set("mnist", "dist", data_dir), "dist",
+            settings, AttackContext(str(tmp_path)), intercepted=intercepted)
         assert shadow.layers[1].dtype_policy.name == "float32"
         history = json.load(open(paths[dtype].replace(".weights.h5", ".training.json")))["history"]
         assert history["accuracy"][-1] > 0.3, history  # the tail classifies through the new shadow
@@ -156,10 +159,10 @@ def test_a_query_free_shadow_with_statistics_matching_trains_in_bfloat16(tmp_pat
 def test_an_unknown_training_type_is_refused_before_work(tmp_path, data_dir):
     from mia_tf.attacks import query_free
 
-    with pytest.raises(UsageError, match="unknown --train-dtype 'int8'"):
-        BlackboxSettings(train_dtype="int8").validate()
-    with pytest.raises(UsageError, match="unknown --train-dtype 'fp8'"):
-        query_free.QueryFreeSettings(train_dtype="fp8").validate()
+    with pytest.raises(UsageError, match="unknown train_dtype 'int8'"):
+        BlackboxSettings(train_dtype="int8")
+    with pytest.raises(UsageError, match="unknown train_dtype 'fp8'"):
+        query_free.QueryFreeSettings(train_dtype="fp8")
     refused = mia_tf_in_process("queryfree", "--layer", "relu2", "--data-dir", data_dir, "--train-dtype", "int4",
                                 "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "refused"))
     assert refused.returncode == 2 and "unknown --train-dtype 'int4'" in refused.stderr

@@ -121,7 +121,8 @@ def blackbox_attack(oracle, features, settings="best", *, attacker_data, space, 
         raise UsageError("attacker_data must be AttackerData (AttackerData.from_images(images, space), or "
                          "mia_tf.attacker_set for a zoo set)")
     if not isinstance(oracle, QueryOracle):  # a Keras head: queried, never read
-        oracle = QueryOracle.from_keras(oracle, settings.query_budget(len(features), attacker_data), space=space)
+        budget = settings.query_budget(len(features), attacker_data)
+        oracle = QueryOracle.from_keras(oracle, budget, min(256, budget or 256), space=space)
     if oracle.input_shape != space.shape:
         raise UsageError(f"the oracle takes inputs of shape {oracle.input_shape}, but the space's images are {space.shape}")
     oracle.check_features(features)
