@@ -154,6 +154,18 @@ class ImageSpace:
         return images
 
 
+def check_space_and_data(space, attacker_data):
+    """UsageError unless `space` is an ImageSpace and `attacker_data` is AttackerData of its shape."""
+    if not isinstance(space, ImageSpace):
+        raise UsageError(f"space must be an ImageSpace (mia_tf.ImageSpace(shape, mean, std)), got {type(space).__name__}")
+    if not isinstance(attacker_data, AttackerData):
+        raise UsageError("attacker_data must be AttackerData (AttackerData.from_images(images, space, labels), or "
+                         "mia_tf.attacker_set for a zoo set)")
+    if attacker_data.images.shape[1:] != space.shape:
+        raise UsageError(f"attacker_data holds images of shape {attacker_data.images.shape[1:]}, but the space's are "
+                         f"{space.shape}: make it with AttackerData.from_images(images, space)")
+
+
 def _normalising_prefix(model):
     """The Rescaling / Normalization layers that directly follow the model's input, in order."""
     prefix = []

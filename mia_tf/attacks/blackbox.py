@@ -34,7 +34,7 @@ from mia_tf.attacks.query_pairs import attacker_pairs
 from mia_tf.attacks.result import AttackResult, cached_training_seconds, timed_seconds
 from mia_tf.attacks.zoo_splits import zoo_split
 from mia_tf.errors import UsageError
-from mia_tf.image_space import AttackerData, ImageSpace
+from mia_tf.image_space import check_space_and_data
 
 ATTACKS = ("inverse", "shadow", "hybrid")
 PRESETS = ("paper", "best")
@@ -115,11 +115,7 @@ def blackbox_attack(oracle, features, settings="best", *, attacker_data, space, 
         settings = BlackboxSettings(attack="inverse" if structure is None else "hybrid", preset=settings)
     if not isinstance(settings, BlackboxSettings):
         raise UsageError(f"settings must be BlackboxSettings or a preset name, got {type(settings).__name__}")
-    if not isinstance(space, ImageSpace):
-        raise UsageError(f"space must be an ImageSpace, got {type(space).__name__}")
-    if not isinstance(attacker_data, AttackerData):
-        raise UsageError("attacker_data must be AttackerData (AttackerData.from_images(images, space), or "
-                         "mia_tf.attacker_set for a zoo set)")
+    check_space_and_data(space, attacker_data)
     if not isinstance(oracle, QueryOracle):  # a Keras head: queried, never read
         budget = settings.query_budget(len(features), attacker_data)
         oracle = QueryOracle.from_keras(oracle, budget, min(256, budget or 256), space=space)

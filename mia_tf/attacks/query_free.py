@@ -38,7 +38,7 @@ from mia_tf.attacks.query_pairs import fit_pairs
 from mia_tf.attacks.result import AttackResult, cached_training_seconds, timed_seconds
 from mia_tf.attacks.zoo_splits import zoo_split
 from mia_tf.errors import UsageError
-from mia_tf.image_space import AttackerData, ImageSpace
+from mia_tf.image_space import check_space_and_data
 
 NETS = ("same", "diff")
 PRESETS = ("paper", "best")
@@ -162,11 +162,7 @@ def queryfree_attack(tail, features, settings="best", *, attacker_data, space, c
         settings = QueryFreeSettings(preset=settings)
     if not isinstance(settings, QueryFreeSettings):
         raise UsageError(f"settings must be QueryFreeSettings or a preset name, got {type(settings).__name__}")
-    if not isinstance(space, ImageSpace):
-        raise UsageError(f"space must be an ImageSpace, got {type(space).__name__}")
-    if not isinstance(attacker_data, AttackerData):
-        raise UsageError("attacker_data must be AttackerData (AttackerData.from_images(images, space, labels), or "
-                         "mia_tf.attacker_set for a zoo set)")
+    check_space_and_data(space, attacker_data)
     head = whitebox.check_space(space, structure)
     features = np.asarray(features, np.float32)
     if features.shape[1:] != tuple(tail.input.shape[1:]):

@@ -38,7 +38,7 @@ from mia_tf.attacks.context import DEFAULT_CONTEXT
 from mia_tf.attacks.result import AttackResult, cached_training_seconds, timed_seconds
 from mia_tf.attacks.zoo_splits import zoo_split
 from mia_tf.errors import UsageError
-from mia_tf.image_space import ImageSpace
+from mia_tf.image_space import ImageSpace, check_space_and_data
 from mia_tf.io import atomic_path
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -174,6 +174,7 @@ def whitebox_attack(head, features, settings="best", *, attacker_data=None, spac
         if attacker_data is None:
             raise UsageError("the decoder prior (the best preset) trains on the attacker's own images: pass "
                              "attacker_data, or settings with prior='none'")
+        check_space_and_data(space, attacker_data)
         decoder, record = learned_prior.prior_decoder(head, space, attacker_data, context)
         models.append(record)
         initial = inverse_network.invert(decoder, features)
