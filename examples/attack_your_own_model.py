@@ -81,7 +81,7 @@ print(f"test accuracy after one epoch: {accuracy:.4f}")
 space = mia_tf.ImageSpace.from_model(model, pixel_scale=255)
 print(f"the model normalises pixels in [0, 1] with mean {space.mean[0]:.4f} and std {space.std[0]:.4f}")
 # The attacker's own images, checked against the space and normalised; labels for the query-free attack.
-attacker_count = 1024 if args.quick else len(attacker_pixels)
+attacker_count = 512 if args.quick else len(attacker_pixels)
 mine = mia_tf.AttackerData.from_images(attacker_pixels[:attacker_count], space, attacker_labels[:attacker_count])
 
 # ## 4. Where can it be cut?
@@ -102,7 +102,7 @@ _, victim_pixels, _ = mia_tf.victims("mnist", "paper10")
 # inverted with decoders trained through them. The settings follow from each head (feature
 # energy, shape, affinity); nothing was tuned on this model. --quick trims steps and epochs.
 context = mia_tf.AttackContext(cache_dir=os.path.join(args.out, "cache"))
-blackbox_settings = mia_tf.BlackboxSettings(attack="hybrid", preset="best", queries=1024 if args.quick else None,
+blackbox_settings = mia_tf.BlackboxSettings(attack="hybrid", preset="best", queries=512 if args.quick else None,
                                             epochs=1 if args.quick else None)
 queryfree_settings = mia_tf.QueryFreeSettings("best", shadows=2 if args.quick else 3, epochs=1 if args.quick else 20)
 rows, results = [], {}

@@ -16,7 +16,7 @@ def _run_example(data_dir, out, *flags):
 
 def test_attack_your_own_model_runs_top_to_bottom(data_dir, tmp_path):
     """The literate example, quick mode: all three attacks at `best`, from `import mia_tf` alone, on a
-    model outside the zoo that normalises its own input (one cut, 1,024 attacker images, one epoch)."""
+    model outside the zoo that normalises its own input (one cut, 512 attacker images, one epoch)."""
     result = _run_example(data_dir, tmp_path, "--quick")
     assert result.returncode == 0, result.stderr[-3000:]
     with open(tmp_path / "results.json") as f:
