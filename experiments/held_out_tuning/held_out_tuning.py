@@ -31,7 +31,7 @@ from mia_tf.attacks import inverse_network, learned_prior, whitebox
 from mia_tf.report import format_table
 
 TRAIN_IMAGES = 8000  # dist images 0-7999 (test images 1000-8999) train the models
-TV_WEIGHTS = (0.1, 0.3, 1.0, 3.0)
+TV_WEIGHTS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 REFINE_STEPS = (0, 100, 300, 1000)
 SSIM_WEIGHTS = (0.0, 0.3, 1.0, 3.0)
 
@@ -123,19 +123,32 @@ def main():
         print(f"[{time.time() - started:6.0f} s] {line}", file=sys.stderr, flush=True)
 
     found = {"validation_images": args.validation, "training_images": TRAIN_IMAGES}
-    found["tv_weight"], energy = tune_tv_weight("lenet_mnist", args.data_dir, args.validation, log)
-    found["relu2_feature_energy"] = energy
-    found["refine_steps"] = {f"{d} {l}": tune_refine_steps(d, l, args.data_dir, args.validation, args.cache_dir, log)
-                             for d, l in (("cifar10", "relu22"), ("cifar10", "relu32"), ("mnist", "relu2"))}
-    found["ssim_weight"] = {"mnist relu2": tune_ssim_weight("mnist", "relu2", args.data_dir, args.validation,
-                                                            args.cache_dir, log)}
-    if args.cifar_ssim:
-        found["ssim_weight"]["cifar10 relu22"] = tune_ssim_weight("cifar10", "relu22", args.data_dir,
-                                                                  args.validation, args.cache_dir, log)
+    parts = {
+        "tv_weight": lambda: tune_tv_weight("lenet_mnist", args.data_dir, args.validation, log),
+        "refine_steps": lambda: {f"{d} {l}": tune_refine_steps(d, l, args.data_dir, args.validation, args.cache_dir, log)
+                                 for d, l in (("cifar10", "relu22"), ("cifar10", "relu32"), ("mnist", "relu2"))},
+        "ssim_weight": lambda: {"mnist relu2": tune_ssim_weight("mnist", "relu2", args.data_dir, args.validation,
+                                                                args.cache_dir, log),
+                                **({"cifar10 relu22": tune_ssim_weight("cifar10", "relu22", args.data_dir,
+                                                                       args.validation, args.cache_dir, log)}
+                                   if args.cifar_ssim else {})},
+    }
+    for name, tune in parts.items():  # each part's figures kept beside the page, so a rerun skips it
+        path = f"{os.path.splitext(args.out)[0]}.{name}.json"
+        if not os.path.exists(path):
+            with open(path + ".tmp", "w") as f:
+                json.dump(tune(), f, indent=1)
+            os.replace(path + ".tmp", path)
+        with open(path) as f:
+            found[name] = json.load(f)
+    found["tv_weight"], energy = ({float(w): p for w, p in found["tv_weight"][0].items()}, found["tv_weight"][1])
+    found["refine_steps"] = {split: {int(k): v for k, v in scores.items()} for split, scores in found["refine_steps"].items()}
+    found["ssim_weight"] = {split: {float(k): v for k, v in scores.items()} for split, scores in found["ssim_weight"].items()}
     best_tv = max(found["tv_weight"], key=found["tv_weight"].get)
     lines = [
         "# Best-preset hyperparameters re-tuned on the attacker's own data", "",
-        f"Made by `python {' '.join(sys.argv)}` in {time.time() - started:.0f} s on {os.cpu_count()} cores. Models "
+        f"Made by `python {' '.join(sys.argv)}` on {os.cpu_count()} cores (this last pass {time.time() - started:.0f} s; "
+        f"each part's figures are kept in result.<part>.json and a pass skips parts already done). Models "
         f"train on dist images 0-{TRAIN_IMAGES - 1} (test images 1000-{999 + TRAIN_IMAGES}); every score is the mean "
         f"PSNR on the next {args.validation} dist images, held out from training. No victim is read.", "",
         "## lambda_TV, white-box best from a zero start, MNIST relu2 (lenet_mnist)", "",
@@ -153,8 +166,6 @@ def main():
     ]
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
-    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
-        json.dump(found, f, indent=1, default=str)
     print("\n".join(lines))
 
 

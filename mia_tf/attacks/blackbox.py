@@ -22,6 +22,7 @@ All three learn from one set of queries, kept in the cache, and reuse cached mod
 
 import dataclasses
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,12 @@ from mia_tf.attacks.result import AttackResult, cached_training_seconds, timed_s
 from mia_tf.attacks.zoo_splits import zoo_split
 from mia_tf.errors import UsageError
 from mia_tf.image_space import check_space_and_data
+
+if TYPE_CHECKING:  # names in the public API's annotations
+    import keras
+
+    from mia_tf.attacks.context import AttackContext
+    from mia_tf.image_space import AttackerData, ImageSpace
 
 ATTACKS = ("inverse", "shadow", "hybrid")
 PRESETS = ("paper", "best")
@@ -93,7 +100,9 @@ class BlackboxSettings:
         return settings if self.epochs is None else dataclasses.replace(settings, epochs=self.epochs)
 
 
-def blackbox_attack(oracle, features, settings="best", *, attacker_data, space, context=None, structure=None):
+def blackbox_attack(oracle: "QueryOracle | keras.Model", features: np.ndarray, settings: "BlackboxSettings | str" = "best",
+                    *, attacker_data: "AttackerData", space: "ImageSpace", context: "AttackContext | None" = None,
+                    structure: "keras.Model | None" = None) -> AttackResult:
     """The black-box attack: rebuild the inputs behind `features` with only query access to the head.
 
     Args:

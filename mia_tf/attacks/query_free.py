@@ -27,18 +27,26 @@ measures each part, and what did not help; figures in experiments/queryfree_abla
 import dataclasses
 import itertools
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.stats
 
 from mia_tf import distributed, metrics, precision
-from mia_tf.attacks import cache as cache_lib, inverse_network, levels_check, whitebox
+from mia_tf.attacks import cache as cache_lib
+from mia_tf.attacks import inverse_network, levels_check, whitebox
 from mia_tf.attacks.context import DEFAULT_CONTEXT
 from mia_tf.attacks.query_pairs import fit_pairs
 from mia_tf.attacks.result import AttackResult, cached_training_seconds, timed_seconds
 from mia_tf.attacks.zoo_splits import zoo_split
 from mia_tf.errors import UsageError
 from mia_tf.image_space import check_space_and_data
+
+if TYPE_CHECKING:  # names in the public API's annotations
+    import keras
+
+    from mia_tf.attacks.context import AttackContext
+    from mia_tf.image_space import AttackerData, ImageSpace
 
 NETS = ("same", "diff")
 PRESETS = ("paper", "best")
@@ -139,7 +147,9 @@ def shadow_training(settings, head, space, attacker_images):
     return training
 
 
-def queryfree_attack(tail, features, settings="best", *, attacker_data, space, context=None, structure):
+def queryfree_attack(tail: "keras.Model", features: np.ndarray, settings: "QueryFreeSettings | str" = "best", *,
+                     attacker_data: "AttackerData", space: "ImageSpace", context: "AttackContext | None" = None,
+                     structure: "keras.Model") -> AttackResult:
     """The query-free attack: rebuild the inputs behind `features` holding only the tail (the
     cloud half) and the attacker's labelled images; the device is never queried.
 

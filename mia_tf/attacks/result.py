@@ -67,7 +67,7 @@ class AttackResult:
         return metrics_table(self.metrics["summary"])
 
 
-def score(result, truth):
+def score(result: AttackResult, truth: np.ndarray) -> AttackResult:
     """`result` with per-image and summary PSNR / SSIM against the victims' true images (uint8
     pixels or normalised floats of the result's space, one per reconstruction)."""
     from mia_tf import metrics as metrics_lib
