@@ -10,7 +10,7 @@ rest of that set (test images 1000-8999); no victim (test images 0-999) is read.
 2. The rMLE steps that refine the decoder prior's guess at CIFAR-10 relu22 and relu32 (were 300
    and 100, chosen on the paper's 10 victims) and MNIST relu2 (1000, the default).
 3. The SSIM weight of the black-box `best` decoder's loss (was 1, chosen on test images 0-999),
-   at MNIST relu2 (and CIFAR-10 relu22 with --cifar-ssim).
+   at MNIST relu2 (and CIFAR-10 relu22 with --cifar-ssim), decoders of SSIM_EPOCHS epochs.
 
     python experiments/held_out_tuning/held_out_tuning.py --data-dir ../shared/data \
         --out experiments/held_out_tuning/result.md
@@ -34,6 +34,7 @@ TRAIN_IMAGES = 8000  # dist images 0-7999 (test images 1000-8999) train the mode
 TV_WEIGHTS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 REFINE_STEPS = (0, 100, 300, 1000)
 SSIM_WEIGHTS = (0.0, 0.3, 1.0, 3.0)
+SSIM_EPOCHS = 5  # as experiments/decoder_loss/ compared the weights (the preset's 30 epochs: ~20 min a decoder)
 
 
 def split_attacker_set(dataset, data_dir, validation):
@@ -128,9 +129,10 @@ def main():
         "refine_steps": lambda: {f"{d} {l}": tune_refine_steps(d, l, args.data_dir, args.validation, args.cache_dir, log)
                                  for d, l in (("cifar10", "relu22"), ("cifar10", "relu32"), ("mnist", "relu2"))},
         "ssim_weight": lambda: {"mnist relu2": tune_ssim_weight("mnist", "relu2", args.data_dir, args.validation,
-                                                                args.cache_dir, log),
+                                                                args.cache_dir, log, SSIM_EPOCHS),
                                 **({"cifar10 relu22": tune_ssim_weight("cifar10", "relu22", args.data_dir,
-                                                                       args.validation, args.cache_dir, log)}
+                                                                       args.validation, args.cache_dir, log,
+                                                                       SSIM_EPOCHS)}
                                    if args.cifar_ssim else {})},
     }
     for name, tune in parts.items():  # each part's figures kept beside the page, so a rerun skips it
@@ -159,7 +161,7 @@ def main():
         format_table(["split", *[f"{s} steps" for s in REFINE_STEPS], "chosen"],
                      [[split, *[f"{scores[s]:.2f}" for s in REFINE_STEPS], max(scores, key=scores.get)]
                       for split, scores in found["refine_steps"].items()]), "",
-        "## SSIM weight of the black-box best decoder's loss (PSNR dB / SSIM)", "",
+        f"## SSIM weight of the black-box best decoder's loss, {SSIM_EPOCHS}-epoch decoders (PSNR dB / SSIM)", "",
         format_table(["split", *[f"w = {w:g}" for w in SSIM_WEIGHTS]],
                      [[split, *[f"{scores[w][0]:.2f} / {scores[w][1]:.3f}" for w in SSIM_WEIGHTS]]
                       for split, scores in found["ssim_weight"].items()]), "",
