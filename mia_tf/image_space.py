@@ -128,11 +128,13 @@ class ImageSpace:
                              f"starts with no Rescaling or Normalization layer: give the head of that model")
         return keras.Model(prefix[-1].output, head.output, name=f"{head.name}_normalised")
 
-    def check_images(self, images, argument):
+    def check_images(self, images, argument, normalized=None):
         """`images` as float32 normalised images of this space, or a UsageError naming `argument`.
 
-        uint8 images are pixels and get normalised; float images must be normalised already
-        (within the normalised values of pixels 0 and 1)."""
+        uint8 images are pixels (0-255) and get normalised. Float images are ambiguous (pixels in
+        [0, 1] also lie within most normalised ranges), so `normalized` must say which they are:
+        True, already normalised (checked to lie within the values of pixels 0 and 1); False,
+        pixels in [0, 1], normalised here."""
         images = np.asarray(images)
         if images.ndim == 3 and self.shape[-1] == 1:
             images = images[..., None]
@@ -144,6 +146,14 @@ class ImageSpace:
         images = images.astype(np.float32)
         if not np.all(np.isfinite(images)):
             raise UsageError(f"{argument} holds NaN or infinite values")
+        if normalized is None:
+            raise UsageError(f"{argument} are floats: say whether they are normalised already (normalized=True) or "
+                             f"pixels in [0, 1] (normalized=False); uint8 pixels need neither")
+        if not normalized:
+            if images.min() < -PIXEL_TOLERANCE or images.max() > 1 + PIXEL_TOLERANCE:
+                raise UsageError(f"{argument} should be pixels in [0, 1] (normalized=False) but span "
+                                 f"{images.min():.3g} .. {images.max():.3g}")
+            return self.normalize(np.clip(images, 0.0, 1.0))
         low, high = self.pixel_range()
         inside = (images >= np.minimum(low, high) - PIXEL_TOLERANCE) & (images <= np.maximum(low, high) + PIXEL_TOLERANCE)
         if not np.all(inside):
@@ -190,12 +200,13 @@ class AttackerData:
     synthetic: bool = False  # noise, not natural images: a decoder trained on it gets its levels checked
 
     @classmethod
-    def from_images(cls, images, space, labels=None, name=None):
+    def from_images(cls, images, space, labels=None, name=None, normalized=None):
         """Check and normalise the attacker's images for `space`.
 
         Args:
-          images: uint8 pixels or float normalised values (`space.normalize` makes them from
-            pixels), as an array or a `tf.data.Dataset` of images or (image, label) pairs.
+          images: uint8 pixels, or floats (say which with `normalized`), as an array or a
+            `tf.data.Dataset` of images or (image, label) pairs.
+          normalized: for float images, True if already normalised in `space`, False if pixels in [0, 1].
           labels: integer class labels, one per image (None: unlabelled).
           name: how the cache names the set (default: the SHA-256 of images and labels).
         """
@@ -207,7 +218,7 @@ class AttackerData:
                 images, labels = np.stack([e[0] for e in elements]), np.stack([e[1] for e in elements])
             else:
                 images = np.stack(elements) if elements else np.zeros((0, *space.shape), np.float32)
-        normalised = space.check_images(images, "attacker images")
+        normalised = space.check_images(images, "attacker images", normalized)
         if len(normalised) == 0:
             raise UsageError("attacker images are empty: the attacks train on the attacker's own images")
         if labels is not None:

@@ -74,12 +74,20 @@ def test_attacker_data_is_checked_against_the_space():
     from_dataset = mia_tf.AttackerData.from_images(tf.data.Dataset.from_tensor_slices((pixels, np.arange(5))), space)
     np.testing.assert_array_equal(from_dataset.images, data.images)
     assert from_dataset.labels.tolist() == list(range(5))
+    np.testing.assert_allclose(mia_tf.AttackerData.from_images(pixels / 255.0, space, normalized=False).images,
+                               data.images, atol=1e-5)
+    np.testing.assert_array_equal(mia_tf.AttackerData.from_images(data.images, space, normalized=True).images,
+                                  data.images)
     for images, labels, message in [(pixels[:, :4], None, r"attacker images must be images of shape \(N, 8, 8, 3\)"),
-                                     (pixels / 255.0 + 9, None, "outside this space's pixel range"),
+                                     (pixels / 255.0, None, "say whether they are normalised"),
                                      (pixels, np.arange(4), "one per image"),
                                      (pixels, np.linspace(0, 1, 5), "whole numbers")]:
         with pytest.raises(UsageError, match=message):
             mia_tf.AttackerData.from_images(images, space, labels)
+    with pytest.raises(UsageError, match="outside this space's pixel range"):
+        mia_tf.AttackerData.from_images(pixels / 255.0 + 9, space, normalized=True)
+    with pytest.raises(UsageError, match=r"should be pixels in \[0, 1\]"):
+        mia_tf.AttackerData.from_images(pixels / 1.0, space, normalized=False)
     with pytest.raises(UsageError, match="tail has 3 classes"):
         data.labelled(3)
 

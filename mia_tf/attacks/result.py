@@ -67,12 +67,13 @@ class AttackResult:
         return metrics_table(self.metrics["summary"])
 
 
-def score(result: AttackResult, truth: np.ndarray) -> AttackResult:
-    """`result` with per-image and summary PSNR / SSIM against the victims' true images (uint8
-    pixels or normalised floats of the result's space, one per reconstruction)."""
+def score(result: AttackResult, truth: np.ndarray, normalized=None) -> AttackResult:
+    """`result` with per-image and summary PSNR / SSIM against the victims' true images, one per
+    reconstruction: uint8 pixels, or floats normalised in the result's space (normalized=True) or
+    pixels in [0, 1] (normalized=False)."""
     from mia_tf import metrics as metrics_lib
 
-    truth = result.space.check_images(truth, "truth")
+    truth = result.space.check_images(truth, "truth", normalized)
     if len(truth) != len(result.reconstructions):
         raise UsageError(f"truth has {len(truth)} images for {len(result.reconstructions)} reconstructions")
     pixels = result.space.denormalize(truth)
