@@ -119,9 +119,11 @@ BEST_REFINE_STEPS = 1000
 CHECKPOINT_SECONDS = 300
 
 
-def feature_energy_tv_weight(features):
-    """lambda_TV for a zero start where none was tuned: BEST_TV_PER_FEATURE_ENERGY x the features' mean square."""
-    return float(f"{BEST_TV_PER_FEATURE_ENERGY * np.mean(np.square(features, dtype=np.float64)):.3g}")
+def feature_energy_tv_weight(features, per_energy=None):
+    """lambda_TV for a zero start where none was tuned: `per_energy` (BEST_TV_PER_FEATURE_ENERGY
+    unless given) x the features' mean square."""
+    per_energy = BEST_TV_PER_FEATURE_ENERGY if per_energy is None else per_energy
+    return float(f"{per_energy * np.mean(np.square(features, dtype=np.float64)):.3g}")
 
 
 def preset(name, head=None, space=None, prior=None, features=None):
