@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from conftest import ROOT, assert_beats_featureless, mia_tf, mia_tf_in_process
 
 
@@ -51,6 +53,7 @@ def test_bad_budgets_and_settings_are_refused_before_work(tmp_path, data_dir):
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.slow  # 45 s: 5,000 rMLE steps through the shadow, then the hybrid (the example runs a hybrid in the suite)
 def test_shadow_and_hybrid_share_the_queries_and_rebuild_the_digits(tmp_path, data_dir):
     args = ("--layer", "relu2", "--data", "dist", "--queries", "4096", "--epochs", "3")
     shadow = _blackbox(tmp_path, data_dir, *args, "--attack", "shadow", "--out", str(tmp_path / "shadow"))
