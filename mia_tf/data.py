@@ -79,21 +79,24 @@ def normalize(images, name):
 
 def normalize_pixels(pixels, name):
     """Float pixel images in [0, 1] (as `denormalize` gives) -> the normalised space."""
-    s = spec(name)
-    return (np.asarray(pixels, np.float32) - np.float32(s.mean)) / np.float32(s.std)
+    return _space(name).normalize(np.asarray(pixels, np.float32))
 
 
 def denormalize(x, name):
     """Normalised float images -> float32 in [0, 1], clipped (for metrics and pictures)."""
-    s = spec(name)
-    return np.clip(np.asarray(x, np.float32) * np.float32(s.std) + np.float32(s.mean), 0.0, 1.0)
+    return _space(name).denormalize(x)
 
 
 def pixel_range(name):
     """(low, high): the normalised values of pixel 0 and pixel 1, per channel."""
-    s = spec(name)
-    mean, std = np.float32(s.mean), np.float32(s.std)
-    return (0.0 - mean) / std, (1.0 - mean) / std
+    return _space(name).pixel_range()
+
+
+def _space(name):
+    """The zoo data set's `ImageSpace`, which holds the normalisation arithmetic."""
+    from mia_tf.image_space import ImageSpace
+
+    return ImageSpace.of_dataset(name)
 
 
 def _as_nhwc(images, name):
