@@ -178,14 +178,12 @@ def queryfree_attack(tail: "keras.Model", features: np.ndarray, settings: "Query
     if features.shape[1:] != tuple(tail.input.shape[1:]):
         raise UsageError(f"features have shape {features.shape[1:]} per image, but the tail takes "
                          f"{tuple(tail.input.shape[1:])}: they come from another split")
-    data = attacker_data.take(settings.limit)
-    data.labelled(int(tail.output.shape[-1]))
     training = shadow_training(settings, head, space, len(attacker_data))
     tail_sha256 = models_lib.weights_sha256(tail)
     started = time.time()
     shadows, models = [], []
     for k in range(settings.shadow_count):  # shadow k has seed + k
-        shadow, path, cached = trained_shadow(head, tail, tail_sha256, space, data, attacker_data.cache_key,
+        shadow, path, cached = trained_shadow(head, tail, tail_sha256, space, attacker_data, attacker_data.cache_key,
                                               dataclasses.replace(training, seed=settings.seed + k), context,
                                               intercepted=features)
         context.log(f"shadow {'loaded from' if cached else f'trained on {attacker_data.cache_key}, saved to'} {path}")
