@@ -103,7 +103,7 @@ _, victim_pixels, _ = mia_tf.victims("mnist", "paper10")
 # energy, shape, affinity); nothing was tuned on this model. --quick trims steps and epochs.
 context = mia_tf.AttackContext(cache_dir=os.path.join(args.out, "cache"))
 blackbox_settings = mia_tf.BlackboxSettings(attack="hybrid", preset="best", queries=512 if args.quick else None,
-                                            epochs=1 if args.quick else None)
+                                            epochs=1 if args.quick else None, steps=100 if args.quick else None)
 queryfree_settings = mia_tf.QueryFreeSettings("best", shadows=2 if args.quick else 3, epochs=1 if args.quick else 20)
 rows, results = [], {}
 for layer in candidates:

@@ -115,7 +115,8 @@ class Cli:
 
     def blackbox(self, layer, dataset="mnist", model=None, data="dist", attack="inverse", queries=None,
                  preset="paper", epochs=None, images=None, oracle=None, out=None, logdir=None, data_dir=None,
-                 cache_dir=None, strategy="default", features=None, seed=0, compute_dtype=None, train_dtype=None):
+                 cache_dir=None, strategy="default", features=None, seed=0, compute_dtype=None, train_dtype=None,
+                 steps=None):
         """Black-box attack: rebuild the victims' images knowing only answers to queries of the head.
 
         The attacker queries the head (the device half) with its own images, once each, and
@@ -161,6 +162,8 @@ class Cli:
           train_dtype: bfloat16 or float16: the decoder's and the shadow's arithmetic in training
             (weights, Adam and the loss stay float32); a model trained so is cached apart from a
             float32 one.
+          steps: override the preset's rMLE steps through the shadow (shadow and hybrid attacks;
+            the hybrid's check on the attacker's images takes as many).
         """
         import keras
 
@@ -168,7 +171,7 @@ class Cli:
         from mia_tf.attacks.blackbox import BlackboxSettings, blackbox_attack
         from mia_tf.attacks.oracle import QueryOracle
 
-        settings = BlackboxSettings(attack, preset, queries, epochs, compute_dtype, train_dtype)
+        settings = BlackboxSettings(attack, preset, queries, epochs, compute_dtype, train_dtype, steps)
         if data not in data_lib.ATTACKER_SETS:
             raise UsageError(f"unknown attacker data {data!r}: use one of {', '.join(data_lib.ATTACKER_SETS)}")
         distribution = distributed.make_strategy(strategy)  # first: multiworker sets TensorFlow up at start

@@ -61,7 +61,7 @@ def main():
     rows = []
     for dtype in (None, args.train_dtype):
         settings = query_free.TailShadowSettings(net="same", epochs=args.epochs, train_dtype=dtype)
-        shadow, path, _ = query_free.trained_shadow(target.head, target.tail, tail_sha256, space, attacker, "dist",
+        shadow, path, _ = query_free.trained_shadow(target.head, target.tail, tail_sha256, space, attacker,
                                                     settings, AttackContext(cache_dir))
         accuracy = cache.training_record(path)["history"]["accuracy"][-1]
         reconstruction = whitebox.reconstruct(shadow, features, query_free.RMLE,

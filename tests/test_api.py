@@ -108,6 +108,7 @@ def test_bad_input_is_refused_before_any_training(tmp_path):
             "mnist"), context=context), "give the ImageSpace of this model's input"),
         (lambda: mia_tf.WhiteboxSettings(steps=0), "steps must be a positive whole number"),
         (lambda: mia_tf.BlackboxSettings(queries=8), "at least one training batch"),
+        (lambda: mia_tf.BlackboxSettings(steps=2.5), "steps must be a positive whole number"),
         (lambda: mia_tf.QueryFreeSettings(net="deep"), "unknown net"),
         (lambda: mia_tf.blackbox_attack(mia_tf.QueryOracle(lambda x: np.zeros((len(x), 3)), (16, 16, 1), (3,)),
                                         features, "best", attacker_data=mine, space=space, context=context),

@@ -123,19 +123,22 @@ def test_killed_target_training_resumes_to_the_same_accuracy(tmp_path, data_dir)
 
 ATTACKER_MODEL = """
 import json
-from mia_tf import models
+from mia_tf import attacker_set, models
 from mia_tf.attacks import cache, inverse_network, learned_prior, query_free
+from mia_tf.attacks.context import AttackContext
+from mia_tf.image_space import ImageSpace
 from mia_tf.split import split
 model = models.load_model("lenet_mnist")[0]
 head, tail = split(model, "relu2")
+space, context = ImageSpace.of_dataset("mnist"), AttackContext({cache!r})
+attacker = attacker_set("mnist", "dist", {data!r})
 if {kind!r} == "decoder":
     settings = inverse_network.DecoderSettings(family="best", epochs=4, width=16)
-    _, path, _ = learned_prior.prior_decoder(head, "mnist", "relu2", models.weights_sha256(model), {data!r},
-                                             settings=settings, limit=4096, cache={cache!r})
+    _, record = learned_prior.prior_decoder(head, space, attacker, context, settings=settings, limit=4096)
+    path = record["cache"]
 else:
-    settings = query_free.QueryFreeSettings(epochs=4, limit=4096)
-    _, path, _ = query_free.trained_shadow(head, tail, models.weights_sha256(tail), "mnist", "relu2", settings,
-                                           {data!r}, cache={cache!r})
+    settings = query_free.TailShadowSettings(epochs=4, limit=4096)
+    _, path, _ = query_free.trained_shadow(head, tail, models.weights_sha256(tail), space, attacker, settings, context)
 print("RECORD", json.dumps(cache.training_record(path)))
 """
 

@@ -148,7 +148,7 @@ def test_a_query_free_shadow_with_statistics_matching_trains_in_bfloat16(tmp_pat
     for dtype in (None, "bfloat16"):
         settings = query_free.TailShadowSettings(epochs=1, limit=2048, feature_stats_weight=1.0, train_dtype=dtype)
         shadow, paths[dtype], _ = query_free.trained_shadow(
-            head, tail, "tail", ImageSpace.of_dataset("mnist"), mia_tf.attacker_set("mnist", "dist", data_dir), "dist",
+            head, tail, "tail", ImageSpace.of_dataset("mnist"), mia_tf.attacker_set("mnist", "dist", data_dir),
             settings, AttackContext(str(tmp_path)), intercepted=intercepted)
         assert shadow.layers[1].dtype_policy.name == "float32"
         history = json.load(open(paths[dtype].replace(".weights.h5", ".training.json")))["history"]

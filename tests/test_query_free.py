@@ -91,7 +91,7 @@ def test_feature_statistics_matching_pulls_the_shadow_towards_the_intercepted_fe
     gaps = {}
     for weight in (0.0, 1.0):
         settings = query_free.TailShadowSettings(epochs=2, limit=2048, feature_stats_weight=weight)
-        shadow, path, _ = query_free.trained_shadow(head, tail, "tail", MNIST, dist, "dist", settings,
+        shadow, path, _ = query_free.trained_shadow(head, tail, "tail", MNIST, dist, settings,
                                                     AttackContext(str(tmp_path)), intercepted=intercepted)
         accuracy = cache_lib.training_record(path)["history"]["accuracy"]  # the tail's, per epoch
         assert len(accuracy) == 2 and accuracy[-1] > 0.5, accuracy
@@ -99,11 +99,11 @@ def test_feature_statistics_matching_pulls_the_shadow_towards_the_intercepted_fe
         gaps[weight] = float(np.mean((mean - target_mean) ** 2 + (std - target_std) ** 2))
     assert gaps[1.0] < 0.5 * gaps[0.0], gaps
     # the same victims' features from another batch size differ in the last bits: same shadow
-    _, _, cached = query_free.trained_shadow(head, tail, "tail", MNIST, dist, "dist", settings,
+    _, _, cached = query_free.trained_shadow(head, tail, "tail", MNIST, dist, settings,
                                              AttackContext(str(tmp_path)), intercepted=intercepted * np.float32(1 + 1e-6))
     assert cached
     with pytest.raises(UsageError, match="needs the intercepted features"):
-        query_free.trained_shadow(head, tail, "tail", MNIST, dist, "dist", settings, AttackContext(str(tmp_path)))
+        query_free.trained_shadow(head, tail, "tail", MNIST, dist, settings, AttackContext(str(tmp_path)))
 
 
 def test_best_preset_via_the_cli_trains_a_decoder_through_the_shadow(tmp_path, data_dir):
@@ -235,11 +235,11 @@ def test_bad_input_is_refused_before_training(tmp_path, data_dir):
     dist = mia_tf.attacker_set("mnist", "dist", data_dir, limit=64)
     context = AttackContext(str(tmp_path))
     with pytest.raises(UsageError, match="different splits"):
-        query_free.trained_shadow(conv1_head, relu2_tail, "x", MNIST, dist, "dist", context=context)
+        query_free.trained_shadow(conv1_head, relu2_tail, "x", MNIST, dist, context=context)
     head, tail = mia_tf.split(model, "relu2")
     five_classes = keras.Model(tail.input, keras.layers.Dense(5)(tail.output))
     with pytest.raises(UsageError, match="tail has 5 classes"):
-        query_free.trained_shadow(head, five_classes, "y", MNIST, dist, "dist", context=context)
+        query_free.trained_shadow(head, five_classes, "y", MNIST, dist, context=context)
     assert not np.any([p.suffix == ".h5" for p in tmp_path.rglob("*")])
 
 

@@ -65,6 +65,7 @@ class BlackboxSettings:
     epochs: int = None  # overrides the decoder's and the shadow's epochs
     compute_dtype: str = None  # the rMLE's arithmetic through the shadow (`mia_tf.precision`); None: float32
     train_dtype: str = None  # the decoder's and the shadow's arithmetic in training (`fit_pairs`); None: float32
+    steps: int = None  # overrides the rMLE's steps through the shadow (the hybrid's validation too); None: the preset's
 
     def __post_init__(self):
         """Choices and ranges are checked when settings are built, before any query."""
@@ -72,8 +73,10 @@ class BlackboxSettings:
             raise UsageError(f"unknown attack {self.attack!r}: use one of {', '.join(ATTACKS)}")
         if self.preset not in PRESETS:
             raise UsageError(f"unknown preset {self.preset!r}: use one of {', '.join(PRESETS)}")
-        if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
-            raise UsageError(f"epochs must be a positive whole number, got {self.epochs!r}")
+        for name in ("epochs", "steps"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise UsageError(f"{name} must be a positive whole number, got {value!r}")
         decoder = self.decoder_settings()
         if self.queries is not None and (not isinstance(self.queries, int) or self.queries < decoder.batch_size):
             raise UsageError(f"queries must be a whole number of at least one training batch "
@@ -193,7 +196,7 @@ def blackbox_attack(oracle: "QueryOracle | keras.Model", features: np.ndarray, s
         if settings.attack == "shadow" and settings.preset == "best":
             rmle = dataclasses.replace(rmle, tv_weight=SHADOW_TV_WEIGHTS.get(zoo) or whitebox.feature_energy_tv_weight(
                 features, SHADOW_TV_PER_FEATURE_ENERGY))
-        rmle = dataclasses.replace(rmle, compute_dtype=settings.compute_dtype)
+        rmle = dataclasses.replace(rmle, compute_dtype=settings.compute_dtype, steps=settings.steps or rmle.steps)
         provenance["rmle"] = dataclasses.asdict(rmle)
         refine = True
         if settings.attack == "hybrid":

@@ -181,20 +181,21 @@ def queryfree_attack(tail: "keras.Model", features: np.ndarray, settings: "Query
     training = shadow_training(settings, head, space, len(attacker_data))
     tail_sha256 = models_lib.weights_sha256(tail)
     started = time.time()
-    shadows, models = [], []
+    shadows, shadow_models = [], []
     for k in range(settings.shadow_count):  # shadow k has seed + k
-        shadow, path, cached = trained_shadow(head, tail, tail_sha256, space, attacker_data, attacker_data.cache_key,
+        shadow, path, cached = trained_shadow(head, tail, tail_sha256, space, attacker_data,
                                               dataclasses.replace(training, seed=settings.seed + k), context,
                                               intercepted=features)
         context.log(f"shadow {'loaded from' if cached else f'trained on {attacker_data.cache_key}, saved to'} {path}")
         shadows.append(shadow)
-        models.append(cache_lib.model_record(path, cached))
+        shadow_models.append(cache_lib.model_record(path, cached))
     reconstructions, inversions, decision = invert_through_shadows(
         shadows, features, space, attacker_data, settings.preset, context, settings.train_dtype, settings.limit,
         head.layers[-1].name)
-    models += [inversion["decoder_model"] for inversion in inversions if "decoder_model" in inversion]
+    # one record per shadow: the shadow's model, then what its inversion did (and the decoder it trained)
     records = [{**model, **{k: v for k, v in inversion.items() if k != "decoder_model"}}
-               for model, inversion in zip(models, inversions)]
+               for model, inversion in zip(shadow_models, inversions, strict=True)]
+    models = shadow_models + [inversion["decoder_model"] for inversion in inversions if "decoder_model" in inversion]
     reconstruction, choice, residuals = select_by_residual(shadows, features, reconstructions)
     provenance = {"attacker_data": attacker_data.cache_key, "shadow": dataclasses.asdict(training),
                   "shadows": records, "refinement": decision,
@@ -338,13 +339,13 @@ def shadow_through_tail(head, tail, net, zoo=None, penalty=None):
     return shadow, keras.Model(x, tail(features, training=False))
 
 
-def trained_shadow(head, tail, tail_sha256, space, attacker_data, data_name, settings=TailShadowSettings(),
-                   context=None, intercepted=None):
+def trained_shadow(head, tail, tail_sha256, space, attacker_data, settings=TailShadowSettings(), context=None,
+                   intercepted=None):
     """A shadow head trained so that the frozen `tail` classifies the attacker's labelled images.
 
     `head` supplies only the structure (and the input shape); its weights are never read.
-    `attacker_data`: `AttackerData` with labels, `settings.limit` of them used; `data_name` its
-    name in the cache key. `intercepted`: features the server has seen, needed when
+    `attacker_data`: `AttackerData` with labels, `settings.limit` of them used; its `cache_key`
+    names it in the cache key. `intercepted`: features the server has seen, needed when
     `settings.feature_stats_weight` > 0 (only their per-channel statistics are used).
     Returns (shadow, cache path, whether it came from the cache).
     """
@@ -352,7 +353,7 @@ def trained_shadow(head, tail, tail_sha256, space, attacker_data, data_name, set
 
     context = context or DEFAULT_CONTEXT
     keras.utils.set_random_seed(settings.seed)
-    fields = {"tail": tail_sha256, "dataset": space.cache_name, "layer": head.layers[-1].name, "data": data_name,
+    fields = {"tail": tail_sha256, "dataset": space.cache_name, "layer": head.layers[-1].name, "data": attacker_data.cache_key,
               **cache_lib.settings_fields(settings, ("epoch_examples", "train_dtype"))}
     if settings.feature_stats_weight > 0:
         if intercepted is None:
