@@ -81,9 +81,9 @@ class ImageSpace:
                 layer_mean = np.ravel(np.asarray(layer.mean, np.float64))
                 layer_std = np.sqrt(np.ravel(np.asarray(layer.variance, np.float64)))
                 scale, offset = scale / layer_std, (offset - layer_mean) / layer_std
-        channels = model.input.shape[-1]
-        scale, offset = np.broadcast_to(scale, (channels,)), np.broadcast_to(offset, (channels,))
-        return cls(tuple(model.input.shape[1:]), tuple(-offset / scale), tuple(1.0 / scale),
+        shape = tuple(model.inputs[0].shape[1:])  # `inputs`, not `input`: a Sequential model has only the first
+        scale, offset = np.broadcast_to(scale, shape[-1:]), np.broadcast_to(offset, shape[-1:])
+        return cls(shape, tuple(-offset / scale + 0.0), tuple(1.0 / scale),  # + 0.0: no -0.0 mean
                    pixel_scale=float(pixel_scale))
 
     @property
@@ -176,6 +176,16 @@ def check_space_and_data(space, attacker_data):
                          f"{space.shape}: make it with AttackerData.from_images(images, space)")
 
 
+def _is_batched(dataset, space):
+    """Whether a tf.data.Dataset's elements are batches of images (rank 4, or (N, H, W) for one
+    channel) rather than single images ((H, W, C), or (H, W))."""
+    spec = dataset.element_spec
+    shape = (spec[0] if isinstance(spec, tuple) else spec).shape
+    if shape.rank == 4:
+        return True
+    return shape.rank == 3 and space.shape[-1] == 1 and shape[-1] != 1
+
+
 def _normalising_prefix(model):
     """The Rescaling / Normalization layers that directly follow the model's input, in order."""
     prefix = []
@@ -213,6 +223,8 @@ class AttackerData:
         if hasattr(images, "as_numpy_iterator"):  # a tf.data.Dataset: small enough to hold in memory
             if labels is not None:
                 raise UsageError("give the labels inside the tf.data.Dataset as (image, label) pairs, not as labels=")
+            if _is_batched(images, space):
+                images = images.unbatch()
             elements = list(images.as_numpy_iterator())
             if elements and isinstance(elements[0], tuple):
                 images, labels = np.stack([e[0] for e in elements]), np.stack([e[1] for e in elements])
@@ -223,6 +235,11 @@ class AttackerData:
             raise UsageError("attacker images are empty: the attacks train on the attacker's own images")
         if labels is not None:
             labels = np.asarray(labels)
+            if labels.ndim == 2 and labels.shape[1] == 1:  # a column, as keras.datasets gives CIFAR-10's
+                labels = labels[:, 0]
+            if labels.ndim == 2 and labels.shape[1] > 1:
+                raise UsageError(f"attacker labels look one-hot ({labels.shape}): give class numbers, "
+                                 f"labels.argmax(axis=1)")
             if labels.ndim != 1 or len(labels) != len(normalised) or not np.issubdtype(labels.dtype, np.integer):
                 raise UsageError(f"attacker labels must be whole numbers, one per image ({len(normalised)}), "
                                  f"got {labels.dtype} of shape {labels.shape}")

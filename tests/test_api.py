@@ -56,6 +56,9 @@ def test_an_image_space_is_read_from_the_models_normalisation_layers():
     assert not any(type(layer).__name__ in ("Rescaling", "Normalization") for layer in attack_head.layers)
     np.testing.assert_allclose(attack_head(space.normalize(pixels)), head(pixels.astype(np.float32)), atol=1e-4)
     np.testing.assert_allclose(space.model_input(space.normalize(pixels)), pixels, atol=1e-3)
+    # a keras.Sequential model has no `input` until called: the space is read all the same
+    sequential = keras.Sequential([keras.Input((20, 24, 3)), *model.layers[1:]])
+    assert mia_tf.ImageSpace.from_model(sequential) == space
     with pytest.raises(UsageError, match="no Rescaling or Normalization layer"):
         mia_tf.ImageSpace.from_model(attack_head)
     with pytest.raises(UsageError, match="std must be positive"):
@@ -74,6 +77,12 @@ def test_attacker_data_is_checked_against_the_space():
     from_dataset = mia_tf.AttackerData.from_images(tf.data.Dataset.from_tensor_slices((pixels, np.arange(5))), space)
     np.testing.assert_array_equal(from_dataset.images, data.images)
     assert from_dataset.labels.tolist() == list(range(5))
+    batched = tf.data.Dataset.from_tensor_slices((pixels, np.arange(5)[:, None])).batch(2)  # labels as a column
+    assert mia_tf.AttackerData.from_images(batched, space).cache_key == data.cache_key
+    gray = mia_tf.ImageSpace((8, 8, 1), 0.5, 0.25)  # one channel: (N, H, W) arrays and batches are images too
+    gray_pixels = pixels[..., 0]
+    assert mia_tf.AttackerData.from_images(tf.data.Dataset.from_tensor_slices(gray_pixels).batch(3), gray).cache_key \
+        == mia_tf.AttackerData.from_images(gray_pixels[..., None], gray).cache_key
     np.testing.assert_allclose(mia_tf.AttackerData.from_images(pixels / 255.0, space, normalized=False).images,
                                data.images, atol=1e-5)
     np.testing.assert_array_equal(mia_tf.AttackerData.from_images(data.images, space, normalized=True).images,
@@ -81,7 +90,8 @@ def test_attacker_data_is_checked_against_the_space():
     for images, labels, message in [(pixels[:, :4], None, r"attacker images must be images of shape \(N, 8, 8, 3\)"),
                                      (pixels / 255.0, None, "say whether they are normalised"),
                                      (pixels, np.arange(4), "one per image"),
-                                     (pixels, np.linspace(0, 1, 5), "whole numbers")]:
+                                     (pixels, np.linspace(0, 1, 5), "whole numbers"),
+                                     (pixels, np.eye(5, dtype=int), "look one-hot")]:
         with pytest.raises(UsageError, match=message):
             mia_tf.AttackerData.from_images(images, space, labels)
     with pytest.raises(UsageError, match="outside this space's pixel range"):
