@@ -58,6 +58,10 @@ for dataset in "${@:-mnist cifar10}"; do
       run_once blackbox "$OUT" "mnist_relu2_inverse_noise_${preset}_paper10" --dataset mnist --layer relu2 --data noise \
         --preset "$preset" --images paper10
     done
+    # and with the same noise queries through a shadow: alone, and as the hybrid
+    for attack in shadow hybrid; do
+      run "mnist_relu2_${attack}_noise_best" --dataset mnist --layer relu2 --data noise --attack "$attack" --preset best
+    done
   fi
 done
 wait_for_runners

@@ -176,3 +176,28 @@ def test_the_cli_gives_the_librarys_numbers(tmp_path):
                           images)
     assert result.metrics["per_image"]["psnr"] == cli["per_image"]["psnr"]
     assert cli["settings"] == result.settings and cli["method"] == result.method == "rmle"
+
+
+def test_the_shadow_zero_start_smooths_more_after_noise_queries(tmp_path):
+    """Through a Table 8 shadow, `best` takes lambda_TV from the features' energy: the white-box rule
+    when the shadow learnt from natural images, a larger multiple when it learnt from noise (its
+    fit to natural images' features is looser), as tuned on held-out attacker images."""
+    from mia_tf.attacks import blackbox, whitebox
+
+    model = _own_model()
+    space = mia_tf.ImageSpace.from_model(model)
+    head, _ = mia_tf.split(model, "cut")
+    pixels = np.random.default_rng(2).integers(0, 256, (64, 20, 24, 3)).astype(np.uint8)
+    features = head(pixels[:4].astype(np.float32)).numpy()
+    natural = mia_tf.AttackerData.from_images(pixels, space)
+    settings = mia_tf.BlackboxSettings("shadow", "best", epochs=1, steps=2)
+    weights = {}
+    for data in (natural, dataclasses.replace(natural, synthetic=True)):
+        result = mia_tf.blackbox_attack(head, features, settings, attacker_data=data, space=space, structure=head,
+                                        context=mia_tf.AttackContext(cache_dir=str(tmp_path)))
+        weights[data.synthetic] = result.provenance["rmle"]["tv_weight"]
+        assert result.provenance["rmle"]["steps"] == 2
+    energy = np.mean(np.square(features, dtype=np.float64))
+    assert weights[False] == whitebox.feature_energy_tv_weight(features) == pytest.approx(0.064 * energy, rel=0.01)
+    assert weights[True] == pytest.approx(blackbox.SHADOW_TV_PER_FEATURE_ENERGY["synthetic"] * energy, rel=0.01)
+    assert weights[True] > 3 * weights[False]
