@@ -199,7 +199,7 @@ def test_the_shadow_zero_start_smooths_more_after_noise_queries(tmp_path):
         assert result.provenance["rmle"]["steps"] == 2
     energy = np.mean(np.square(features, dtype=np.float64))
     assert weights[False] == whitebox.feature_energy_tv_weight(features) == pytest.approx(0.064 * energy, rel=0.01)
-    assert weights[True] == pytest.approx(blackbox.SHADOW_TV_PER_FEATURE_ENERGY["synthetic"] * energy, rel=0.01)
+    assert weights[True] == pytest.approx(blackbox.SHADOW_TV_PER_FEATURE_ENERGY_AFTER_NOISE * energy, rel=0.01)
     assert weights[True] > 3 * weights[False]
     # the zoo splits keep the multiples tuned at each on held-out attacker images
     assert blackbox.shadow_tv_per_feature_energy(("cifar10", "relu32"), natural) == 0.23
